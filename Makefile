@@ -1,0 +1,72 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# dma-dirty: guest DMA dirty-page tracking for live migration.
+#
+#   make test        build what is missing, boot under QEMU, run every test
+#   make kernel      assemble the patched tree and build the test kernel
+#   make tree        assemble the patched tree only (build/linux, a git repo)
+#   make deps        install the host packages that are missing (apt-get)
+#   make clean       remove build outputs, keep the assembled tree
+#   make distclean   remove build/ entirely
+#
+# Variables:
+#   KERNEL_SRC=DIR   use this 6.12 tree as base instead of Debian's
+#                    linux-source-6.12
+#   ACCEL=kvm        boot with KVM instead of TCG (needs a /dev/kvm that
+#                    boots ordinary kernels)
+#   TESTS=GLOB       run only the boot configurations matching GLOB
+#   JOBS=N           parallel build jobs (default: number of CPUs)
+
+TOP        := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
+BUILD      := $(TOP)/build
+TREE       := $(BUILD)/linux
+KOBJ       := $(BUILD)/obj
+MODS       := $(BUILD)/modules
+KSFT       := $(BUILD)/kselftest
+TOOLS      := $(TOP)/tools/testing/dma_dirty
+FRAGMENT   := $(TOOLS)/configs/test.config
+JOBS       ?= $(shell nproc)
+ACCEL      ?= tcg
+TESTS      ?= *
+KERNEL_SRC ?=
+
+KMAKE := $(MAKE) -C $(TREE) O=$(KOBJ) CC="ccache gcc" HOSTCC="ccache gcc" \
+	 KBUILD_BUILD_TIMESTAMP=2024-11-17 KBUILD_BUILD_USER=dma-dirty \
+	 KBUILD_BUILD_HOST=build -j$(JOBS)
+
+# Everything the test command needs to rebuild is decided by kbuild, git
+# and the scripts below, so these targets always run and stay incremental.
+.PHONY: all deps tree config kernel kselftests test clean distclean
+
+all: kernel
+
+deps:
+	@$(TOOLS)/deps.sh
+
+tree: deps
+	@$(TOOLS)/assemble.sh $(TOP) $(TREE) $(KERNEL_SRC)
+
+config: tree
+	@$(TOOLS)/configure.sh $(TREE) $(KOBJ) $(FRAGMENT)
+
+kernel: config
+	@echo "kernel: building $$($(MAKE) -s -C $(TREE) O=$(KOBJ) kernelrelease) in $(KOBJ)"
+	@+$(KMAKE) bzImage modules
+	@rm -rf $(MODS)
+	@+$(KMAKE) -s INSTALL_MOD_PATH=$(MODS) INSTALL_MOD_STRIP=1 modules_install
+	@+$(KMAKE) -s headers
+
+kselftests: kernel
+	@+$(MAKE) -s -C $(TREE)/tools/testing/selftests TARGETS="dma_dirty" \
+		O=$(KSFT) KHDR_INCLUDES="-isystem $(KOBJ)/usr/include" \
+		USERLDFLAGS=-static install INSTALL_PATH=$(KSFT)/install
+
+test: kselftests
+	@python3 $(TOOLS)/dma_dirty.py run --build $(BUILD) --accel $(ACCEL) \
+		--tests '$(TESTS)'
+
+clean:
+	rm -rf $(KOBJ) $(MODS) $(KSFT) $(BUILD)/initramfs* $(BUILD)/logs
+
+distclean:
+	rm -rf $(BUILD)

@@ -1,0 +1,171 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Build the test initramfs and boot the test kernel under QEMU."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+class SetupError(Exception):
+	"""Something the run needs is missing: a clear message, no traceback."""
+
+
+@dataclass
+class BootConfig:
+	"""One way of booting the test kernel, with what the guest must see."""
+	name: str
+	description: str
+	append: List[str] = field(default_factory=list)
+	qemu: List[str] = field(default_factory=list)
+	cpu_flags: str = ''
+	expect: Dict[str, str] = field(default_factory=dict)
+	kunit: bool = False
+
+
+# Every configuration runs the boot checks and the kselftests; KUnit runs
+# once, in "plain".
+BOOT_CONFIGS = [
+	BootConfig('plain', 'dma-direct, backend chosen by auto (touch)',
+		   append=['dma_mark_dirty=auto'],
+		   expect={'backend': 'touch', 'path': 'direct'}, kunit=True),
+	BootConfig('viommu', 'dma-iommu behind a QEMU intel-iommu',
+		   append=['intel_iommu=on', 'iommu.passthrough=0'],
+		   qemu=['-device', 'intel-iommu,intremap=off'],
+		   expect={'backend': 'touch', 'path': 'iommu'}),
+	BootConfig('swiotlb', 'dma-direct with every mapping bounced',
+		   append=['swiotlb=force'],
+		   expect={'backend': 'touch', 'path': 'swiotlb'}),
+	BootConfig('baremetal', 'no hypervisor CPUID bit, bad boot parameter',
+		   append=['dma_mark_dirty=bogus'], cpu_flags=',-hypervisor',
+		   expect={'backend': 'off', 'path': 'off',
+			   'dmesg': 'dma_mark_dirty=bogus:_no_such_backend'}),
+]
+
+
+def _run(cmd: List[str], **kw) -> subprocess.CompletedProcess:
+	return subprocess.run(cmd, check=True, **kw)
+
+
+def build_initramfs(build: str, out: str) -> None:
+	"""Busybox, the guest scripts, the modules and the kselftests."""
+	busybox = shutil.which('busybox') or '/bin/busybox'
+	if not os.path.exists(busybox):
+		raise SetupError('busybox is missing: run "make deps" '
+				 '(package busybox-static)')
+	if 'statically linked' not in subprocess.run(
+			['file', '-L', busybox], capture_output=True,
+			text=True).stdout and shutil.which('file'):
+		raise SetupError('%s is not static: install busybox-static' %
+				 busybox)
+	root = out + '.d'
+	shutil.rmtree(root, ignore_errors=True)
+	os.makedirs(os.path.join(root, 'bin'))
+	shutil.copy(busybox, os.path.join(root, 'bin', 'busybox'))
+	os.makedirs(os.path.join(root, 'dma-dirty'))
+	shutil.copy(os.path.join(HERE, 'guest', 'init'), root)
+	shutil.copy(os.path.join(HERE, 'guest', 'boot_test.sh'),
+		    os.path.join(root, 'dma-dirty'))
+	mods = os.path.join(build, 'modules', 'lib')
+	if os.path.isdir(mods):
+		shutil.copytree(mods, os.path.join(root, 'lib'), symlinks=True)
+	ksft = os.path.join(build, 'kselftest', 'install')
+	if os.path.isdir(ksft):
+		shutil.copytree(ksft, os.path.join(root, 'kselftest'),
+				symlinks=True)
+	with open(out, 'wb') as f:
+		find = subprocess.Popen(['find', '.'], cwd=root,
+					stdout=subprocess.PIPE)
+		cpio = subprocess.Popen(['cpio', '--quiet', '-o', '-H', 'newc',
+					 '-R', '0:0'], cwd=root,
+					stdin=find.stdout, stdout=subprocess.PIPE)
+		gz = subprocess.Popen(['gzip', '-1'], stdin=cpio.stdout, stdout=f)
+		find.stdout.close()
+		cpio.stdout.close()
+		if gz.wait() or cpio.wait() or find.wait():
+			raise SetupError('building %s failed' % out)
+	shutil.rmtree(root)
+
+
+def qemu_version() -> Optional[tuple]:
+	try:
+		out = subprocess.run(['qemu-system-x86_64', '--version'],
+				     capture_output=True, text=True).stdout
+	except FileNotFoundError:
+		return None
+	words = out.split()
+	if len(words) < 4:
+		return None
+	return tuple(int(x) for x in words[3].split('.')[:2])
+
+
+@dataclass
+class BootOutcome:
+	config: BootConfig
+	results_log: str
+	console_log: str
+	seconds: float
+	problem: str = ''	# '' when the guest powered off by itself
+	console_tail: List[str] = field(default_factory=list)
+
+
+def boot(cfg: BootConfig, kernel: str, initrd: str, release: str,
+	 logdir: str, accel: str, timeout: int) -> BootOutcome:
+	"""Boots once; returns the logs and whether the guest ended cleanly."""
+	os.makedirs(logdir, exist_ok=True)
+	results = os.path.join(logdir, cfg.name + '.results.log')
+	console = os.path.join(logdir, cfg.name + '.console.log')
+	for p in (results, console):
+		if os.path.exists(p):
+			os.unlink(p)
+	append = ['console=ttyS0', 'panic=-1', 'oops=panic',
+		  'panic_on_warn=0', 'printk.time=1',
+		  'ddtest.release=' + release]
+	if not cfg.kunit:
+		append.append('kunit.enable=0')
+	append += ['ddtest.%s=%s' % kv for kv in sorted(cfg.expect.items())]
+	append += cfg.append
+	if accel == 'kvm':
+		cpu = ['-accel', 'kvm', '-cpu', 'host' + cfg.cpu_flags]
+	else:
+		cpu = ['-accel', 'tcg', '-cpu', 'max' + cfg.cpu_flags]
+	cmd = ['qemu-system-x86_64', '-M', 'q35', *cpu, '-m', '1G', '-smp', '2',
+	       '-kernel', kernel, '-initrd', initrd,
+	       '-append', ' '.join(append),
+	       '-display', 'none', '-monitor', 'none', '-no-reboot',
+	       '-serial', 'file:' + console, '-serial', 'file:' + results,
+	       '-device', 'pci-testdev,id=dmatest', *cfg.qemu]
+	start = time.monotonic()
+	proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
+				stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+	problem = ''
+	try:
+		out, _ = proc.communicate(timeout=timeout)
+		if proc.returncode:
+			problem = 'QEMU exited with status %d: %s' % (
+				proc.returncode, out.decode(errors='replace').strip())
+	except subprocess.TimeoutExpired:
+		proc.kill()
+		proc.communicate()
+		problem = 'guest hung: no power-off after %d s' % timeout
+	elapsed = time.monotonic() - start
+	tail: List[str] = []
+	if os.path.exists(console):
+		with open(console, errors='replace') as f:
+			lines = f.read().splitlines()
+		tail = lines[-25:]
+		text = '\n'.join(lines)
+		if 'Kernel panic' in text:
+			problem = 'guest kernel panicked'
+		elif not problem and ('---[ end trace' in text or
+				      'BUG:' in text):
+			problem = 'guest kernel printed an oops or warning'
+	elif not problem:
+		problem = 'no console output'
+	return BootOutcome(cfg, results, console, elapsed, problem, tail)

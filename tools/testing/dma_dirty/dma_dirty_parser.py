@@ -1,0 +1,150 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Parse KTAP / TAP 13 results, as KUnit and kselftest print them.
+
+Nesting is by indentation (four spaces per level, as KUnit prints it) or by
+the "# " prefix that the kselftest runner puts in front of a program's own
+TAP output.  Only the structure is kept: a tree of TestResult objects.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass, field
+from typing import Iterable, List, Optional
+
+
+class Status(enum.Enum):
+	PASS = 'ok'
+	FAIL = 'not ok'
+	SKIP = 'skip'
+
+
+@dataclass
+class TestResult:
+	name: str
+	status: Status
+	reason: str = ''
+	children: List['TestResult'] = field(default_factory=list)
+	planned: Optional[int] = None
+	log: List[str] = field(default_factory=list)
+
+	def leaves(self, prefix: str = '') -> Iterable['TestResult']:
+		"""Yields (full name, result) for every test without subtests.
+
+		A parent whose subtests all passed but which itself failed (a
+		program that crashed after its last subtest, a plan that was
+		not completed) is yielded as well, so that its failure counts.
+		"""
+		full = prefix + self.name
+		if not self.children:
+			yield full, self
+			return
+		below = [(n, r) for c in self.children
+			 for n, r in c.leaves(full + '.' if full else '')]
+		yield from below
+		missing = (self.planned or 0) - len(self.children)
+		if missing > 0:
+			yield full + '.<plan>', TestResult(
+				full, Status.FAIL,
+				'%d of %d planned subtests did not report' %
+				(missing, self.planned))
+		elif self.status == Status.FAIL and \
+				not any(r.status == Status.FAIL for _, r in below):
+			yield full + '.<exit>', TestResult(
+				full, Status.FAIL,
+				self.reason or 'failed after its subtests passed')
+
+
+_RESULT = re.compile(
+	r'^(?P<ok>ok|not ok)\s+(?P<num>\d+)(?:\s+-)?\s*(?P<name>[^#]*?)\s*'
+	r'(?:#\s*(?P<directive>\w+)\s*(?P<reason>.*))?$')
+_PLAN = re.compile(r'^1\.\.(?P<n>\d+)')
+_VERSION = re.compile(r'^(K?TAP version \d+)')
+_SUBTEST = re.compile(r'^# Subtest: (?P<name>.+)')
+
+
+def _indent(line: str) -> int:
+	return len(line) - len(line.lstrip(' '))
+
+
+def _result(line: str) -> Optional[TestResult]:
+	m = _RESULT.match(line)
+	if not m:
+		return None
+	status = Status.PASS if m.group('ok') == 'ok' else Status.FAIL
+	directive = (m.group('directive') or '').upper()
+	reason = m.group('reason') or ''
+	if directive == 'SKIP':
+		status = Status.SKIP
+	elif directive in ('XFAIL', 'TODO') and status == Status.FAIL:
+		status = Status.PASS
+	return TestResult(m.group('name') or '<unnamed>', status, reason)
+
+
+def _unprefix(lines: List[str]) -> Optional[List[str]]:
+	"""The TAP a kselftest program printed, if these "# " lines hold one."""
+	body = [l[2:] if l.startswith('# ') else
+		(l[1:] if l.startswith('#') else None) for l in lines]
+	if any(b is None for b in body):
+		return None
+	if not any(_VERSION.match(b) for b in body):
+		return None
+	return body
+
+
+def parse(lines: List[str]) -> TestResult:
+	"""Parses one document (possibly with nested subtests) into a root."""
+	root = TestResult('', Status.PASS)
+	_parse_level(lines, 0, root)
+	return root
+
+
+def _parse_level(lines: List[str], level: int, parent: TestResult) -> None:
+	pending: List[str] = []	# lines belonging to the next result
+	for line in lines:
+		line = line.rstrip('\n').rstrip('\r')
+		if not line.strip():
+			continue
+		ind = _indent(line)
+		text = line[level:] if ind >= level else line.lstrip(' ')
+		if ind > level:
+			pending.append(line)
+			continue
+		res = _result(text)
+		if res is None:
+			m = _PLAN.match(text)
+			if m and parent.planned is None:
+				parent.planned = int(m.group('n'))
+			elif text.startswith('#'):
+				pending.append(text)
+			continue
+		sub = [l for l in pending if _indent(l) > level]
+		if sub:
+			_parse_level(sub, level + 4, res)
+		else:
+			body = _unprefix(pending)
+			if body is not None:
+				_parse_level(body, 0, res)
+		res.log = pending
+		pending = []
+		parent.children.append(res)
+
+
+@dataclass
+class Counts:
+	passed: int = 0
+	failed: int = 0
+	skipped: int = 0
+
+	def add(self, status: Status) -> None:
+		if status == Status.PASS:
+			self.passed += 1
+		elif status == Status.FAIL:
+			self.failed += 1
+		else:
+			self.skipped += 1
+
+	def line(self) -> str:
+		return '%d passed, %d failed, %d skipped' % (
+			self.passed, self.failed, self.skipped)
