@@ -12,6 +12,7 @@
 #include <linux/delay.h>
 #include <linux/dma-dirty.h>
 #include <linux/gfp.h>
+#include <linux/io.h>
 #include <linux/kthread.h>
 #include <linux/mm.h>
 #include <linux/random.h>

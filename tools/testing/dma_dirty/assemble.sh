@@ -122,14 +122,16 @@ commit_step() {
 			die "patches/$patch does not apply to the base (see the file and hunk above)"
 		fi
 	fi
-	local f blob
+	local f blob mode
 	for f in "$@"; do
 		[ -f "$REPO/$f" ] || die "patches/series: $patch adds $f, which is missing"
 		if git_tree cat-file -e "$parent:$f" 2>/dev/null; then
 			die "patches/series: $patch adds $f, which already exists (change it with a patch)"
 		fi
 		blob=$(git_tree hash-object -w "$REPO/$f")
-		git_tree update-index --add --cacheinfo "100644,$blob,$f"
+		mode=100644
+		[ -x "$REPO/$f" ] && mode=100755
+		git_tree update-index --add --cacheinfo "$mode,$blob,$f"
 	done
 	tree=$(git_tree write-tree)
 	{ echo "$subject"; echo; cat "$msg"; } |

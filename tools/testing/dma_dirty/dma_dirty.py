@@ -48,17 +48,23 @@ def split_sections(lines: List[str]) -> Tuple[dict, bool]:
 
 def results_of(prefix: str, path: str, counts: parser.Counts,
 	       verbose_fail: bool = True) -> bool:
-	"""Parses one results log, prints a line per test; False if incomplete."""
+	"""Parses one results log and prints a line per test.
+
+	Returns whether the guest reached the end of its runs, and how many
+	tests each section reported.
+	"""
 	lines = []
 	if os.path.exists(path):
 		with open(path, errors='replace') as f:
 			lines = f.read().splitlines()
 	sections, done = split_sections(lines)
+	ran = {}
 	for name in SECTIONS:
 		if name not in sections:
 			continue
 		root = parser.parse(sections[name])
-		for full, res in root.leaves(prefix + name + '.'):
+		for full, res in root.leaves(prefix + name):
+			ran[name] = ran.get(name, 0) + 1
 			counts.add(res.status)
 			if res.status == parser.Status.PASS:
 				print('ok      %s' % full)
@@ -70,7 +76,7 @@ def results_of(prefix: str, path: str, counts: parser.Counts,
 				if verbose_fail:
 					for l in res.log[-15:]:
 						print('        | ' + l)
-	return done
+	return done, ran
 
 
 def cmd_run(args) -> int:
@@ -107,7 +113,10 @@ def cmd_run(args) -> int:
 		print('# boot %s: %s' % (cfg.name, cfg.description), flush=True)
 		out = kernel.boot(cfg, kimage, initrd, release, logdir,
 				  args.accel, args.timeout)
-		done = results_of(cfg.name + ': ', out.results_log, counts)
+		done, ran = results_of(cfg.name + ': ', out.results_log, counts)
+		if cfg.kunit and done and not ran.get('kunit'):
+			counts.add(parser.Status.FAIL)
+			print('not ok  %s: kunit # no KUnit suite ran' % cfg.name)
 		if out.problem or not done:
 			counts.add(parser.Status.FAIL)
 			why = out.problem or 'guest stopped before its tests finished'

@@ -45,7 +45,7 @@ BOOT_CONFIGS = [
 	BootConfig('baremetal', 'no hypervisor CPUID bit, bad boot parameter',
 		   append=['dma_mark_dirty=bogus'], cpu_flags=',-hypervisor',
 		   expect={'backend': 'off', 'path': 'off',
-			   'dmesg': 'dma_mark_dirty=bogus:_no_such_backend'}),
+			   'dmesg': 'dma_mark_dirty=bogus:+no+such+backend'}),
 ]
 
 
@@ -68,6 +68,7 @@ def build_initramfs(build: str, out: str) -> None:
 	shutil.rmtree(root, ignore_errors=True)
 	os.makedirs(os.path.join(root, 'bin'))
 	shutil.copy(busybox, os.path.join(root, 'bin', 'busybox'))
+	os.symlink('busybox', os.path.join(root, 'bin', 'sh'))
 	os.makedirs(os.path.join(root, 'dma-dirty'))
 	shutil.copy(os.path.join(HERE, 'guest', 'init'), root)
 	shutil.copy(os.path.join(HERE, 'guest', 'boot_test.sh'),

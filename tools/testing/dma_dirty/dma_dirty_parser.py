@@ -32,16 +32,19 @@ class TestResult:
 	def leaves(self, prefix: str = '') -> Iterable['TestResult']:
 		"""Yields (full name, result) for every test without subtests.
 
+		The root (no name) yields only its subtests: an empty document
+		has no test to count.
+
 		A parent whose subtests all passed but which itself failed (a
 		program that crashed after its last subtest, a plan that was
 		not completed) is yielded as well, so that its failure counts.
 		"""
 		full = prefix + self.name
-		if not self.children:
+		if not self.children and self.name:
 			yield full, self
 			return
 		below = [(n, r) for c in self.children
-			 for n, r in c.leaves(full + '.' if full else '')]
+			 for n, r in c.leaves(full + '.')]
 		yield from below
 		missing = (self.planned or 0) - len(self.children)
 		if missing > 0:
@@ -61,7 +64,7 @@ _RESULT = re.compile(
 	r'(?:#\s*(?P<directive>\w+)\s*(?P<reason>.*))?$')
 _PLAN = re.compile(r'^1\.\.(?P<n>\d+)')
 _VERSION = re.compile(r'^(K?TAP version \d+)')
-_SUBTEST = re.compile(r'^# Subtest: (?P<name>.+)')
+_KSELFTEST_NAME = re.compile(r'^selftests: (\S+): (\S+)$')
 
 
 def _indent(line: str) -> int:
@@ -79,7 +82,12 @@ def _result(line: str) -> Optional[TestResult]:
 		status = Status.SKIP
 	elif directive in ('XFAIL', 'TODO') and status == Status.FAIL:
 		status = Status.PASS
-	return TestResult(m.group('name') or '<unnamed>', status, reason)
+	name = m.group('name') or '<unnamed>'
+	# The kselftest runner names a program "selftests: DIR: PROG".
+	ks = _KSELFTEST_NAME.match(name)
+	if ks:
+		name = '%s:%s' % (ks.group(1), ks.group(2))
+	return TestResult(name, status, reason)
 
 
 def _unprefix(lines: List[str]) -> Optional[List[str]]:

@@ -36,7 +36,7 @@ if [ -n "$(arg backend)" ]; then
 		"$(cat /sys/kernel/debug/dma_mark_dirty/backend 2>&1)"
 fi
 if [ -n "$(arg dmesg)" ]; then
-	want=$(arg dmesg | tr '_' ' ')
+	want=$(arg dmesg | tr '+' ' ')
 	check "dmesg_says:$(arg dmesg)" found \
 		"$(dmesg | grep -qF "$want" && echo found || echo absent)"
 fi
