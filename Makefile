@@ -5,6 +5,8 @@
 #   make test        build what is missing, boot under QEMU, run every test
 #   make kernel      assemble the patched tree and build the test kernel
 #   make tree        assemble the patched tree only (build/linux, a git repo)
+#   make series      export the series as mail-ready patches (build/series)
+#   make checkpatch  checkpatch.pl --strict on every patch of the series
 #   make deps        install the host packages that are missing (apt-get)
 #   make clean       remove build outputs, keep the assembled tree
 #   make distclean   remove build/ entirely
@@ -36,7 +38,8 @@ KMAKE := $(MAKE) -C $(TREE) O=$(KOBJ) CC="ccache gcc" HOSTCC="ccache gcc" \
 
 # Everything the test command needs to rebuild is decided by kbuild, git
 # and the scripts below, so these targets always run and stay incremental.
-.PHONY: all deps tree config kernel kselftests test clean distclean
+.PHONY: all deps tree config kernel kselftests test series checkpatch \
+	clean distclean
 
 all: kernel
 
@@ -65,8 +68,33 @@ test: kselftests
 	@python3 $(TOOLS)/dma_dirty.py run --build $(BUILD) --accel $(ACCEL) \
 		--tests '$(TESTS)'
 
-clean:
-	rm -rf $(KOBJ) $(MODS) $(KSFT) $(BUILD)/initramfs* $(BUILD)/logs
+SERIES_OUT := $(BUILD)/series
 
-distclean:
+series: tree
+	@rm -rf $(SERIES_OUT)
+	@git -C $(TREE) format-patch -q --subject-prefix="RFC PATCH" \
+		-o $(SERIES_OUT) dma-dirty-base..HEAD
+	@echo "series: $$(ls $(SERIES_OUT) | wc -l) patches in $(SERIES_OUT)"
+
+checkpatch: series
+	@$(TOOLS)/checkpatch.sh $(TREE) $(TOP)/patches/checkpatch-exceptions \
+		$(SERIES_OUT)/*.patch
+
+clean:
+	rm -rf $(KOBJ) $(MODS) $(KSFT) $(BUILD)/initramfs* $(BUILD)/logs \
+		$(SERIES_OUT)
+
+distSERIES_OUT := $(BUILD)/series
+
+series: tree
+	@rm -rf $(SERIES_OUT)
+	@git -C $(TREE) format-patch -q --subject-prefix="RFC PATCH" \
+		-o $(SERIES_OUT) dma-dirty-base..HEAD
+	@echo "series: $$(ls $(SERIES_OUT) | wc -l) patches in $(SERIES_OUT)"
+
+checkpatch: series
+	@$(TOOLS)/checkpatch.sh $(TREE) $(TOP)/patches/checkpatch-exceptions \
+		$(SERIES_OUT)/*.patch
+
+clean:
 	rm -rf $(BUILD)

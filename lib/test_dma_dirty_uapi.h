@@ -25,10 +25,10 @@ enum tdd_op {
 	TDD_MAP_SINGLE,		/* dma_map_single(), dma_unmap_single_attrs() */
 	TDD_MAP_PAGE,		/* dma_map_page_attrs(), dma_unmap_page_attrs() */
 	TDD_MAP_SG,		/* dma_map_sg_attrs(), dma_unmap_sg_attrs() */
-	TDD_SYNC_SINGLE,	/* map, @reps x (device write, sync range for
-				 * CPU, sync range for device), unmap */
-	TDD_SYNC_SG,		/* map sg, @reps x (device write, sync sg for
-				 * CPU, sync sg for device), unmap */
+	/* map, @reps x (device write, sync range for CPU and device), unmap */
+	TDD_SYNC_SINGLE,
+	/* map sg, @reps x (device write, sync sg for CPU and device), unmap */
+	TDD_SYNC_SG,
 	TDD_MAP_RESOURCE,	/* dma_map_resource(), dma_unmap_resource() */
 	TDD_NR_OPS,
 };
@@ -38,7 +38,7 @@ enum tdd_op {
 #define TDD_DIR_TO_DEVICE	1
 #define TDD_DIR_FROM_DEVICE	2
 
-#define TDD_UNMAP_SKIP_CPU_SYNC	(1U << 0)	/* DMA_ATTR_SKIP_CPU_SYNC */
+#define TDD_UNMAP_SKIP_CPU_SYNC	0x1	/* DMA_ATTR_SKIP_CPU_SYNC */
 
 /* How the device reached memory: reported back in tdd_cmd.path */
 #define TDD_PATH_DIRECT		0

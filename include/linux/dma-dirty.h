@@ -53,7 +53,7 @@ static inline bool dma_mark_dirty_enabled(void)
 }
 
 static inline void __dma_mark_dirty(phys_addr_t phys, size_t size,
-		enum dma_dirty_path path)
+				    enum dma_dirty_path path)
 {
 }
 
@@ -83,7 +83,7 @@ static inline bool dma_dirty_dir(enum dma_data_direction dir)
  * outside the streaming DMA API.  @phys must be RAM, not MMIO.
  */
 static inline void dma_mark_dirty(phys_addr_t phys, size_t size,
-		enum dma_data_direction dir)
+				  enum dma_data_direction dir)
 {
 	if (dma_mark_dirty_enabled() && dma_dirty_dir(dir))
 		__dma_mark_dirty(phys, size, DMA_DIRTY_CALLER);

@@ -23,7 +23,7 @@
 MODULE_IMPORT_NS(EXPORTED_FOR_KUNIT_TESTING);
 
 /* A physical address far above any RAM of the test machines. */
-#define REC_BASE	(1ULL << 45)
+#define REC_BASE	BIT_ULL(45)
 #define REC_MAX		8
 
 static struct {

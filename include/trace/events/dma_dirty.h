@@ -13,21 +13,19 @@ TRACE_DEFINE_ENUM(DMA_DIRTY_IOMMU);
 TRACE_DEFINE_ENUM(DMA_DIRTY_CALLER);
 
 TRACE_EVENT(dma_mark_dirty,
+
 	TP_PROTO(unsigned long pfn, unsigned long nr_pages,
 		 enum dma_dirty_path path),
+
 	TP_ARGS(pfn, nr_pages, path),
 
-	TP_STRUCT__entry(
-		__field(unsigned long, pfn)
-		__field(unsigned long, nr_pages)
-		__field(int, path)
-	),
+	TP_STRUCT__entry(__field(unsigned long, pfn)
+			 __field(unsigned long, nr_pages)
+			 __field(int, path)),
 
-	TP_fast_assign(
-		__entry->pfn = pfn;
-		__entry->nr_pages = nr_pages;
-		__entry->path = path;
-	),
+	TP_fast_assign(__entry->pfn = pfn;
+		       __entry->nr_pages = nr_pages;
+		       __entry->path = path;),
 
 	TP_printk("pfn=0x%lx nr_pages=%lu path=%s",
 		  __entry->pfn, __entry->nr_pages,
