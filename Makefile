@@ -38,7 +38,7 @@ KMAKE := $(MAKE) -C $(TREE) O=$(KOBJ) CC="ccache gcc" HOSTCC="ccache gcc" \
 
 # Everything the test command needs to rebuild is decided by kbuild, git
 # and the scripts below, so these targets always run and stay incremental.
-.PHONY: all deps tree config kernel kselftests test series checkpatch \
+.PHONY: all deps tree config kernel kselftests tooltest test series checkpatch \
 	clean distclean
 
 all: kernel
@@ -64,7 +64,13 @@ kselftests: kernel
 		O=$(KSFT) KHDR_INCLUDES="-isystem $(KOBJ)/usr/include" \
 		USERLDFLAGS=-static install INSTALL_PATH=$(KSFT)/install
 
-test: kselftests
+# The harness's own unit tests (host side, not counted in the kernel's).
+tooltest:
+	@out=$$(python3 $(TOOLS)/dma_dirty_tool_test.py 2>&1) || \
+		{ echo "$$out"; echo "error: harness unit tests failed"; exit 1; }; \
+	echo "harness: unit tests $$(echo "$$out" | sed -n 's/^Ran \([0-9]*\) tests.*/\1/p') ok"
+
+test: tooltest kselftests
 	@python3 $(TOOLS)/dma_dirty.py run --build $(BUILD) --accel $(ACCEL) \
 		--tests '$(TESTS)'
 
@@ -84,17 +90,5 @@ clean:
 	rm -rf $(KOBJ) $(MODS) $(KSFT) $(BUILD)/initramfs* $(BUILD)/logs \
 		$(SERIES_OUT)
 
-distSERIES_OUT := $(BUILD)/series
-
-series: tree
-	@rm -rf $(SERIES_OUT)
-	@git -C $(TREE) format-patch -q --subject-prefix="RFC PATCH" \
-		-o $(SERIES_OUT) dma-dirty-base..HEAD
-	@echo "series: $$(ls $(SERIES_OUT) | wc -l) patches in $(SERIES_OUT)"
-
-checkpatch: series
-	@$(TOOLS)/checkpatch.sh $(TREE) $(TOP)/patches/checkpatch-exceptions \
-		$(SERIES_OUT)/*.patch
-
-clean:
+distclean:
 	rm -rf $(BUILD)
