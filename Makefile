@@ -32,6 +32,10 @@ ACCEL      ?= tcg
 TESTS      ?= *
 KERNEL_SRC ?=
 
+# Paths inside the build are rewritten relative to it, so a clone in another
+# folder (CI's) still hits the compiler cache.
+export CCACHE_BASEDIR := $(BUILD)
+
 KMAKE := $(MAKE) -C $(TREE) O=$(KOBJ) CC="ccache gcc" HOSTCC="ccache gcc" \
 	 KBUILD_BUILD_TIMESTAMP=2024-11-17 KBUILD_BUILD_USER=dma-dirty \
 	 KBUILD_BUILD_HOST=build -j$(JOBS)

@@ -13,7 +13,7 @@
  *          faults or is logged like any other guest write.
  *   off:   nothing.
  *
- * A paravirtual backend registers itself with dma_mark_dirty_register()
+ * A paravirtual backend registers itself through dma_mark_dirty_register()
  * before the backend is chosen at core_initcall time.
  */
 

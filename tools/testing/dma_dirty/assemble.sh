@@ -119,7 +119,7 @@ commit_step() {
 		if ! ret=$(git_tree apply --cached --whitespace=error-all \
 				"$msg.diff" 2>&1); then
 			echo "$ret" >&2
-			die "patches/$patch does not apply to the base (see the file and hunk above)"
+			die "patches/$patch does not apply on top of the base and the steps before it (see the file and hunk above)"
 		fi
 	fi
 	local f blob mode

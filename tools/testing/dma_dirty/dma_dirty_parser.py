@@ -101,10 +101,41 @@ def _unprefix(lines: List[str]) -> Optional[List[str]]:
 	return body
 
 
+def _is_result_line(line: str) -> bool:
+	text = line.strip()
+	while text.startswith('#'):
+		text = text[1:].lstrip(' ')
+	return _RESULT.match(text) is not None
+
+
+def _post_order(node: TestResult) -> Iterable[TestResult]:
+	for child in node.children:
+		yield from _post_order(child)
+	yield node
+
+
 def parse(lines: List[str]) -> TestResult:
-	"""Parses one document (possibly with nested subtests) into a root."""
+	"""Parses one document (possibly with nested subtests) into a root.
+
+	Each result's log is every line printed since the result before it,
+	at any depth: KUnit prints a parameterised case's failure one level
+	above the case, and that is where the explanation is.
+	"""
 	root = TestResult('', Status.PASS)
 	_parse_level(lines, 0, root)
+	chunks: List[List[str]] = []
+	cur: List[str] = []
+	for line in lines:
+		line = line.rstrip('\r\n')
+		if _is_result_line(line):
+			chunks.append(cur)
+			cur = []
+		elif line.strip():
+			cur.append(line.strip())
+	results = [r for r in _post_order(root) if r is not root]
+	if len(results) == len(chunks):
+		for res, chunk in zip(results, chunks):
+			res.log = chunk
 	return root
 
 
@@ -134,7 +165,6 @@ def _parse_level(lines: List[str], level: int, parent: TestResult) -> None:
 			body = _unprefix(pending)
 			if body is not None:
 				_parse_level(body, 0, res)
-		res.log = pending
 		pending = []
 		parent.children.append(res)
 

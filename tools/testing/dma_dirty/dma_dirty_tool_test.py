@@ -20,6 +20,7 @@ KUNIT = '''KTAP version 1
         KTAP version 1
         # Subtest: param_case
         ok 1 first
+    # param_case: EXPECTATION FAILED at x.c:1
         not ok 2 second
     not ok 1 param_case
     ok 2 plain_case
@@ -60,6 +61,12 @@ class ParserTest(unittest.TestCase):
 			'x.suite.plain_case': Status.PASS,
 			'x.suite.skipped_case': Status.SKIP,
 		})
+
+	def test_failure_explanation_is_kept(self):
+		root = parser.parse(KUNIT.splitlines())
+		second = root.children[0].children[0].children[1]
+		self.assertEqual(second.log,
+				 ['# param_case: EXPECTATION FAILED at x.c:1'])
 
 	def test_skip_reason(self):
 		root = parser.parse(KUNIT.splitlines())

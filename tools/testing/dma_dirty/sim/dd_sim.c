@@ -1,0 +1,154 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * dd_sim: a pass-through device, simulated by a host process.
+ *
+ * It maps the guest's RAM file and the device's register file (BAR 2 of an
+ * ivshmem-plain device), takes the descriptors the guest driver posts, and
+ * writes each buffer's payload straight into guest RAM, where QEMU's dirty
+ * tracking cannot see it, as a device doing DMA through an IOMMU would.
+ * Layout: dd_sim.h.
+ *
+ * usage: dd_sim --ram FILE --bar FILE
+ * Runs until SIGTERM or SIGINT; prints what it did on exit.
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "dd_sim.h"
+
+static volatile sig_atomic_t stop;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop = 1;
+}
+
+static void *map_file(const char *path, size_t *size)
+{
+	struct stat st;
+	void *p;
+	int fd;
+
+	fd = open(path, O_RDWR);
+	if (fd < 0) {
+		fprintf(stderr, "dd_sim: cannot open %s: %s\n", path,
+			strerror(errno));
+		exit(2);
+	}
+	if (fstat(fd, &st) || st.st_size == 0) {
+		fprintf(stderr, "dd_sim: %s is empty: is QEMU running with it?\n",
+			path);
+		exit(2);
+	}
+	p = mmap(NULL, st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	close(fd);
+	if (p == MAP_FAILED) {
+		fprintf(stderr, "dd_sim: cannot map %s: %s\n", path,
+			strerror(errno));
+		exit(2);
+	}
+	*size = st.st_size;
+	return p;
+}
+
+static __u32 load(__u32 *p)
+{
+	return __atomic_load_n(p, __ATOMIC_ACQUIRE);
+}
+
+static void store(__u32 *p, __u32 v)
+{
+	__atomic_store_n(p, v, __ATOMIC_RELEASE);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "ram", required_argument, NULL, 'r' },
+		{ "bar", required_argument, NULL, 'b' },
+		{ }
+	};
+	const char *ram_path = NULL, *bar_path = NULL;
+	unsigned long long done = 0, bytes = 0, bad = 0;
+	struct timespec nap = { 0, 20000 };
+	size_t ram_size, bar_size;
+	struct dd_regs *regs;
+	unsigned char *ram;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'r':
+			ram_path = optarg;
+			break;
+		case 'b':
+			bar_path = optarg;
+			break;
+		default:
+			return 2;
+		}
+	}
+	if (!ram_path || !bar_path) {
+		fprintf(stderr, "usage: dd_sim --ram FILE --bar FILE\n");
+		return 2;
+	}
+	ram = map_file(ram_path, &ram_size);
+	regs = map_file(bar_path, &bar_size);
+	if (bar_size < sizeof(*regs)) {
+		fprintf(stderr, "dd_sim: %s is %zu bytes, registers need %zu\n",
+			bar_path, bar_size, sizeof(*regs));
+		return 2;
+	}
+
+	signal(SIGTERM, on_signal);
+	signal(SIGINT, on_signal);
+	regs->version = DD_SIM_VERSION;
+	store(&regs->magic, DD_SIM_MAGIC);
+	fprintf(stderr, "dd_sim: attached to %s (%zu MiB) and %s\n",
+		ram_path, ram_size >> 20, bar_path);
+
+	while (!stop) {
+		__u32 cons = load(&regs->cons);
+		__u32 prod = load(&regs->prod);
+
+		store(&regs->heartbeat, regs->heartbeat + 1);
+		if (cons == prod) {
+			nanosleep(&nap, NULL);
+			continue;
+		}
+		for (; cons != prod; cons++) {
+			struct dd_desc *d = &regs->ring[cons % DD_SIM_RING];
+			__u64 addr = d->addr;
+			__u32 len = d->len, i;
+			__u32 *dst;
+
+			if (addr > ram_size || len > ram_size - addr ||
+			    (addr | len | d->buf_off) & 3) {
+				store(&d->status, DD_DESC_BAD);
+				bad++;
+				continue;
+			}
+			dst = (__u32 *)(ram + addr);
+			for (i = 0; i < len / 4; i++)
+				dst[i] = dd_payload(d->seq, d->buf_off / 4 + i);
+			store(&d->status, DD_DESC_DONE);
+			done++;
+			bytes += len;
+		}
+		store(&regs->cons, cons);
+	}
+	fprintf(stderr, "dd_sim: %llu descriptors, %llu MiB written, %llu bad\n",
+		done, bytes >> 20, bad);
+	return 0;
+}
