@@ -2,6 +2,8 @@
 #
 # dma-dirty: guest DMA dirty-page tracking for live migration.
 #
+#   make demo        live-migrate a guest while a simulated pass-through
+#                    device does DMA, with dma_mark_dirty=off and auto
 #   make test        build what is missing, boot under QEMU, run every test
 #   make kernel      assemble the patched tree and build the test kernel
 #   make tree        assemble the patched tree only (build/linux, a git repo)
@@ -42,7 +44,8 @@ KMAKE := $(MAKE) -C $(TREE) O=$(KOBJ) CC="ccache gcc" HOSTCC="ccache gcc" \
 
 # Everything the test command needs to rebuild is decided by kbuild, git
 # and the scripts below, so these targets always run and stay incremental.
-.PHONY: all deps tree config kernel kselftests tooltest test series checkpatch \
+.PHONY: all deps tree config kernel kselftests sim demo tooltest test series \
+	checkpatch \
 	clean distclean
 
 all: kernel
@@ -68,6 +71,23 @@ kselftests: kernel
 		O=$(KSFT) KHDR_INCLUDES="-isystem $(KOBJ)/usr/include" \
 		USERLDFLAGS=-static install INSTALL_PATH=$(KSFT)/install
 
+SIM := $(BUILD)/sim
+
+# The simulated device: host simulator, guest driver (an external module
+# built from a copy, so the source folder stays clean), demo initramfs.
+sim: kernel
+	@mkdir -p $(SIM)/drv
+	@cp -u $(TOOLS)/sim/dd_sim_drv.c $(TOOLS)/sim/dd_sim.h $(TOOLS)/sim/Kbuild $(SIM)/drv/
+	@+$(KMAKE) -s M=$(SIM)/drv modules
+	@gcc -O2 -Wall -Wextra -o $(SIM)/dd_sim $(TOOLS)/sim/dd_sim.c
+	@python3 -c 'import sys; sys.path.insert(0, "$(TOOLS)"); \
+		import dma_dirty_kernel as k; \
+		k.build_initramfs("$(BUILD)", "$(BUILD)/initramfs-demo.cpio.gz", \
+			["$(SIM)/drv/dd_sim_drv.ko", "$(TOOLS)/guest/demo.sh"])'
+
+demo: sim
+	@python3 $(TOOLS)/dd_migrate.py demo --build $(BUILD)
+
 # The harness's own unit tests (host side, not counted in the kernel's).
 tooltest:
 	@out=$$(python3 $(TOOLS)/dma_dirty_tool_test.py 2>&1) || \
@@ -91,7 +111,7 @@ checkpatch: series
 		$(SERIES_OUT)/*.patch
 
 clean:
-	rm -rf $(KOBJ) $(MODS) $(KSFT) $(BUILD)/initramfs* $(BUILD)/logs \
+	rm -rf $(KOBJ) $(MODS) $(KSFT) $(BUILD)/initramfs* $(BUILD)/logs $(SIM) \
 		$(SERIES_OUT)
 
 distclean:

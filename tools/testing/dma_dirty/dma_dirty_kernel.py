@@ -53,8 +53,11 @@ def _run(cmd: List[str], **kw) -> subprocess.CompletedProcess:
 	return subprocess.run(cmd, check=True, **kw)
 
 
-def build_initramfs(build: str, out: str) -> None:
-	"""Busybox, the guest scripts, the modules and the kselftests."""
+def build_initramfs(build: str, out: str, extra: List[str] = ()) -> None:
+	"""Busybox, the guest scripts, the modules and the kselftests.
+
+	@extra files go to /dma-dirty/ in the guest.
+	"""
 	busybox = shutil.which('busybox') or '/bin/busybox'
 	if not os.path.exists(busybox):
 		raise SetupError('busybox is missing: run "make deps" '
@@ -71,8 +74,10 @@ def build_initramfs(build: str, out: str) -> None:
 	os.symlink('busybox', os.path.join(root, 'bin', 'sh'))
 	os.makedirs(os.path.join(root, 'dma-dirty'))
 	shutil.copy(os.path.join(HERE, 'guest', 'init'), root)
-	shutil.copy(os.path.join(HERE, 'guest', 'boot_test.sh'),
-		    os.path.join(root, 'dma-dirty'))
+	for f in [os.path.join(HERE, 'guest', 'boot_test.sh'), *extra]:
+		if not os.path.exists(f):
+			raise SetupError('%s is missing' % f)
+		shutil.copy(f, os.path.join(root, 'dma-dirty'))
 	mods = os.path.join(build, 'modules', 'lib')
 	if os.path.isdir(mods):
 		shutil.copytree(mods, os.path.join(root, 'lib'), symlinks=True)

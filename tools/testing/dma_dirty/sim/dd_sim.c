@@ -9,12 +9,15 @@
  * Layout: dd_sim.h.
  *
  * usage: dd_sim --ram FILE --bar FILE
- * Runs until SIGTERM or SIGINT; prints what it did on exit.
+ *        dd_sim --layout
+ * Runs until SIGTERM or SIGINT; prints what it did on exit.  --layout
+ * prints the register offsets, so the runner takes them from dd_sim.h too.
  */
 
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <stddef.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,11 +75,40 @@ static void store(__u32 *p, __u32 v)
 	__atomic_store_n(p, v, __ATOMIC_RELEASE);
 }
 
+#define FIELD(f) printf("%s %zu %zu\n", #f, offsetof(struct dd_regs, f), \
+			sizeof(((struct dd_regs *)0)->f))
+
+static void print_layout(void)
+{
+	FIELD(magic);
+	FIELD(version);
+	FIELD(ctrl);
+	FIELD(state);
+	FIELD(prod);
+	FIELD(cons);
+	FIELD(heartbeat);
+	FIELD(received);
+	FIELD(kept);
+	FIELD(verified);
+	FIELD(corrupted);
+	FIELD(bytes);
+	printf("DD_SIM_MAGIC %u 4\n", DD_SIM_MAGIC);
+	printf("DD_CTRL_RUN %u 4\nDD_CTRL_QUIESCE %u 4\nDD_CTRL_VERIFY %u 4\n",
+	       DD_CTRL_RUN, DD_CTRL_QUIESCE, DD_CTRL_VERIFY);
+	printf("DD_STATE_READY %u 4\nDD_STATE_RUNNING %u 4\n",
+	       DD_STATE_READY, DD_STATE_RUNNING);
+	printf("DD_STATE_QUIESCED %u 4\nDD_STATE_VERIFIED %u 4\n",
+	       DD_STATE_QUIESCED, DD_STATE_VERIFIED);
+	printf("DD_STATE_ERROR %u 4\n", DD_STATE_ERROR);
+	printf("size %zu 0\n", sizeof(struct dd_regs));
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "ram", required_argument, NULL, 'r' },
 		{ "bar", required_argument, NULL, 'b' },
+		{ "layout", no_argument, NULL, 'l' },
 		{ }
 	};
 	const char *ram_path = NULL, *bar_path = NULL;
@@ -95,6 +127,9 @@ int main(int argc, char **argv)
 		case 'b':
 			bar_path = optarg;
 			break;
+		case 'l':
+			print_layout();
+			return 0;
 		default:
 			return 2;
 		}

@@ -1,0 +1,447 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""Live-migrate a guest while a simulated pass-through device does DMA.
+
+The guest's RAM is a file under /dev/shm that dd_sim also maps: dd_sim
+writes the payload of each buffer the guest driver posts straight into it,
+which QEMU's dirty tracking never sees.  The runner starts the source and
+destination QEMU (TCG), starts traffic, migrates over a unix socket while
+the traffic runs, asks the driver to quiesce through the device's registers
+(the stop bit, not the serial console, which can stall under TCG while
+pre-copy iterates), lets the migration complete, and asks the driver on the
+destination to verify every buffer it kept.
+
+  dd_migrate.py demo --build build      both backends, then a table
+  dd_migrate.py run --build build --backend off [--legs N]
+
+Hot-unplug is not used to quiesce: QEMU stops the guest before the
+pause-before-switchover point, so the guest could not process an unplug
+there, and a PCIe unplug requested earlier takes the guest's pciehp five
+seconds of attention-button delay per leg.  The stop bit makes the driver
+finish the buffer in flight and unmap it, which is what removal does
+(dd_sim_drv.c, dd_remove()).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import mmap
+import os
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import dd_qmp  # noqa: E402
+
+RAM_MB = 256
+BAR_BYTES = 1 << 20
+# Pre-copy bandwidth, bytes/s.  Below what the guest dirties under TCG here
+# (about 5,400 pages/s, 21 MB/s, from the churn and the device traffic), so
+# pre-copy keeps iterating until the device is quiesced and the runner lifts
+# the cap.
+MAX_BANDWIDTH = 8 << 20
+FINAL_BANDWIDTH = 1 << 30
+QUIESCE_AFTER_PASSES = 3	# dirty-sync passes before the stop bit,
+QUIESCE_AFTER_BUFFERS = 400	# and buffers received since migration began
+WARMUP_BUFFERS = 50		# buffers received before migration starts
+
+
+class MigrationError(Exception):
+	"""A step failed; the message says which and why."""
+
+
+class Regs:
+	"""The device registers in a BAR file, at offsets dd_sim reports."""
+
+	def __init__(self, path: str, layout: Dict[str, tuple]):
+		self.layout = layout
+		fd = os.open(path, os.O_RDWR)
+		try:
+			self.map = mmap.mmap(fd, BAR_BYTES)
+		finally:
+			os.close(fd)
+
+	def get(self, name: str) -> int:
+		off, size = self.layout[name]
+		return struct.unpack_from('<I' if size == 4 else '<Q',
+					  self.map, off)[0]
+
+	def set(self, name: str, value: int) -> None:
+		off, size = self.layout[name]
+		struct.pack_into('<I' if size == 4 else '<Q', self.map, off,
+				 value)
+
+	def close(self) -> None:
+		self.map.close()
+
+
+def read_layout(sim: str) -> Dict[str, tuple]:
+	out = subprocess.run([sim, '--layout'], capture_output=True, text=True,
+			     check=True).stdout
+	layout = {}
+	for line in out.splitlines():
+		name, a, b = line.split()
+		layout[name] = (int(a), int(b))
+	return layout
+
+
+@dataclass
+class Leg:
+	received_during: int = 0
+	passes: int = 0
+	mb_sent: float = 0.0
+	downtime_ms: int = 0
+	verified: int = 0
+	corrupted: int = 0
+	seconds: float = 0.0
+
+
+@dataclass
+class Guest:
+	name: str
+	proc: subprocess.Popen
+	qmp: Optional[dd_qmp.QMP]
+	ram: str
+	bar: str
+	console: str
+	regs: Optional[Regs] = None
+
+	def check_alive(self) -> None:
+		if self.proc.poll() is not None:
+			raise MigrationError('QEMU %s exited with status %d; last console lines:\n%s'
+					     % (self.name, self.proc.returncode,
+						tail(self.console)))
+
+
+def tail(path: str, n: int = 15) -> str:
+	try:
+		with open(path, errors='replace') as f:
+			return '\n'.join('    | ' + l for l in
+					 f.read().splitlines()[-n:])
+	except OSError:
+		return '    | (no console log)'
+
+
+class Testbed(contextlib.AbstractContextManager):
+	"""Every process and file of one scenario; all removed on exit."""
+
+	def __init__(self, build: str, backend: str, log=print):
+		self.build = os.path.abspath(build)
+		self.backend = backend
+		self.log = log
+		self.kernel = os.path.join(self.build, 'obj', 'arch', 'x86',
+					   'boot', 'bzImage')
+		self.initrd = os.path.join(self.build, 'initramfs-demo.cpio.gz')
+		self.sim_bin = os.path.join(self.build, 'sim', 'dd_sim')
+		for p, what in ((self.kernel, 'make kernel'),
+				(self.initrd, 'make demo'),
+				(self.sim_bin, 'make demo')):
+			if not os.path.exists(p):
+				raise MigrationError('%s is missing (%s builds it)'
+						     % (p, what))
+		self.layout = read_layout(self.sim_bin)
+		self.tag = 'dd-%d' % os.getpid()
+		self.tmp = tempfile.mkdtemp(prefix=self.tag + '-')
+		self.logdir = os.path.join(self.build, 'logs')
+		os.makedirs(self.logdir, exist_ok=True)
+		self.files: List[str] = []
+		self.guests: List[Guest] = []
+		self.sim: Optional[subprocess.Popen] = None
+		self.sim_log = None
+		self.count = 0
+
+	def __exit__(self, *exc) -> None:
+		self.stop_sim()
+		for g in self.guests:
+			self.kill(g)
+		for f in self.files:
+			with contextlib.suppress(FileNotFoundError):
+				os.unlink(f)
+		shutil.rmtree(self.tmp, ignore_errors=True)
+
+	def kill(self, g: Guest) -> None:
+		if g.qmp:
+			g.qmp.close()
+			g.qmp = None
+		if g.regs:
+			g.regs.close()
+			g.regs = None
+		if g.proc.poll() is None:
+			g.proc.terminate()
+			try:
+				g.proc.wait(5)
+			except subprocess.TimeoutExpired:
+				g.proc.kill()
+				g.proc.wait()
+
+	def shm(self, suffix: str, size: int) -> str:
+		path = '/dev/shm/%s-%s' % (self.tag, suffix)
+		self.files.append(path)
+		with open(path, 'wb') as f:
+			f.truncate(size)
+		return path
+
+	def start_guest(self, incoming: Optional[str] = None) -> Guest:
+		n = self.count
+		self.count += 1
+		name = '%s%d' % ('dst' if incoming else 'src', n)
+		ram = self.shm('%d-ram' % n, RAM_MB << 20)
+		bar = self.shm('%d-bar' % n, BAR_BYTES)
+		qmp_sock = os.path.join(self.tmp, '%d.qmp' % n)
+		console = os.path.join(self.logdir, 'migrate-%s-%d.console.log'
+				       % (self.backend, n))
+		append = ['console=ttyS0', 'panic=-1', 'oops=panic',
+			  'kunit.enable=0', 'ddtest.mode=demo',
+			  'dma_mark_dirty=' + self.backend]
+		cmd = ['qemu-system-x86_64',
+		       '-M', 'q35,memory-backend=ram', '-accel', 'tcg',
+		       '-cpu', 'max', '-smp', '1', '-m', '%dM' % RAM_MB,
+		       '-object', 'memory-backend-file,id=ram,size=%dM,mem-path=%s,share=on'
+		       % (RAM_MB, ram),
+		       '-object', 'memory-backend-file,id=bar,size=%d,mem-path=%s,share=on'
+		       % (BAR_BYTES, bar),
+		       '-device', 'pcie-root-port,id=rp0,chassis=1,slot=1',
+		       '-device', 'ivshmem-plain,memdev=bar,master=on,bus=rp0,id=dd0',
+		       '-kernel', self.kernel, '-initrd', self.initrd,
+		       '-append', ' '.join(append),
+		       '-display', 'none', '-monitor', 'none', '-no-reboot',
+		       '-serial', 'file:' + console,
+		       '-qmp', 'unix:%s,server=on,wait=off' % qmp_sock]
+		if incoming:
+			cmd += ['-incoming', 'defer']
+		proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
+					stdout=subprocess.DEVNULL,
+					stderr=open(console + '.qemu', 'w'))
+		g = Guest(name, proc, None, ram, bar, console)
+		self.guests.append(g)
+		try:
+			g.qmp = dd_qmp.QMP(qmp_sock, timeout=30)
+		except dd_qmp.QMPError as e:
+			g.check_alive()
+			raise MigrationError('QEMU %s: %s' % (name, e))
+		g.regs = Regs(bar, self.layout)
+		return g
+
+	def start_sim(self, g: Guest) -> None:
+		self.stop_sim()
+		self.sim_log = open(os.path.join(self.logdir, 'migrate-%s.sim.log'
+						 % self.backend), 'a')
+		self.sim = subprocess.Popen([self.sim_bin, '--ram', g.ram,
+					     '--bar', g.bar],
+					    stdin=subprocess.DEVNULL,
+					    stdout=self.sim_log,
+					    stderr=self.sim_log)
+
+	def stop_sim(self) -> None:
+		if self.sim and self.sim.poll() is None:
+			self.sim.terminate()
+			self.sim.wait(5)
+		self.sim = None
+		if self.sim_log:
+			self.sim_log.close()
+			self.sim_log = None
+
+	def check_sim(self) -> None:
+		if self.sim and self.sim.poll() is not None:
+			raise MigrationError('dd_sim exited with status %d (log: %s)'
+					     % (self.sim.returncode,
+						os.path.join(self.logdir,
+							     'migrate-%s.sim.log'
+							     % self.backend)))
+
+	def wait(self, g: Guest, what: str, cond, timeout: float) -> None:
+		deadline = time.monotonic() + timeout
+		while not cond():
+			g.check_alive()
+			self.check_sim()
+			if g.regs.get('state') == self.layout['DD_STATE_ERROR'][0]:
+				raise MigrationError('%s: the guest driver reports a device error; console:\n%s'
+						     % (g.name, tail(g.console)))
+			if time.monotonic() > deadline:
+				raise MigrationError('%s: %s did not happen within %d s; last console lines:\n%s'
+						     % (g.name, what, timeout,
+							tail(g.console)))
+			time.sleep(0.1)
+
+	def const(self, name: str) -> int:
+		return self.layout[name][0]
+
+	def start_traffic(self, g: Guest) -> None:
+		"""Attach the device to @g and have its driver post buffers."""
+		self.start_sim(g)
+		self.wait(g, 'the device attaching',
+			  lambda: g.regs.get('magic') == self.const('DD_SIM_MAGIC'),
+			  10)
+		start = g.regs.get('received')
+		g.regs.set('ctrl', self.const('DD_CTRL_RUN'))
+		self.wait(g, '%d buffers received' % WARMUP_BUFFERS,
+			  lambda: g.regs.get('received') >= start + WARMUP_BUFFERS,
+			  120)
+
+	def migrate(self, src: Guest) -> (Guest, Leg):
+		"""Migrate @src to a new destination while the device runs."""
+		leg = Leg()
+		t0 = time.monotonic()
+		dst = self.start_guest(incoming='yes')
+		uri = 'unix:' + os.path.join(self.tmp, 'mig%d.sock' % self.count)
+		dst.qmp.cmd('migrate-incoming', uri=uri)
+		src.qmp.cmd('migrate-set-parameters', **{
+			'downtime-limit': 1, 'max-bandwidth': MAX_BANDWIDTH})
+		received0 = src.regs.get('received')
+		src.qmp.cmd('migrate', uri=uri)
+		quiesce_asked = released = False
+		last_print = 0.0
+		deadline = time.monotonic() + 900
+		while True:
+			src.check_alive()
+			dst.check_alive()
+			self.check_sim()
+			info = src.qmp.cmd('query-migrate')
+			status = info.get('status')
+			ram = info.get('ram', {})
+			passes = ram.get('dirty-sync-count', 0)
+			if status in ('failed', 'cancelled'):
+				raise MigrationError('migration %s: %s' % (
+					status, info.get('error-desc', '')))
+			if status == 'completed':
+				leg.passes = passes
+				leg.mb_sent = ram.get('transferred', 0) / (1 << 20)
+				leg.downtime_ms = info.get('downtime', 0)
+				break
+			now = time.monotonic()
+			if now - last_print >= 2:
+				last_print = now
+				self.log('#   %s -> %s: %-9s pass %d, %.0f MB sent, dirty rate %d pages/s, %d buffers received'
+					 % (src.name, dst.name, status, passes,
+					    ram.get('transferred', 0) / (1 << 20),
+					    ram.get('dirty-pages-rate', 0),
+					    src.regs.get('received') - received0))
+			if not quiesce_asked and passes >= QUIESCE_AFTER_PASSES and \
+					src.regs.get('received') - received0 >= \
+					QUIESCE_AFTER_BUFFERS:
+				src.regs.set('ctrl', self.const('DD_CTRL_RUN') |
+					     self.const('DD_CTRL_QUIESCE'))
+				quiesce_asked = True
+			if quiesce_asked and not released and \
+					src.regs.get('state') == \
+					self.const('DD_STATE_QUIESCED'):
+				leg.received_during = (src.regs.get('received') -
+						       received0)
+				self.log('#   %s quiesced after %d buffers during migration; letting it converge'
+					 % (src.name, leg.received_during))
+				src.qmp.cmd('migrate-set-parameters', **{
+					'downtime-limit': 20000,
+					'max-bandwidth': FINAL_BANDWIDTH})
+				released = True
+			if now > deadline:
+				raise MigrationError('migration did not complete within 900 s (status %s, pass %d)'
+						     % (status, passes))
+			time.sleep(0.25)
+		if not released:
+			raise MigrationError('migration completed before the device quiesced')
+		self.stop_sim()
+		self.kill(src)
+		self.wait(dst, 'the destination running',
+			  lambda: dst.qmp.cmd('query-status')['status'] == 'running',
+			  30)
+		dst.regs.set('ctrl', self.const('DD_CTRL_QUIESCE') |
+			     self.const('DD_CTRL_VERIFY'))
+		self.wait(dst, 'verification',
+			  lambda: dst.regs.get('state') ==
+			  self.const('DD_STATE_VERIFIED'), 120)
+		leg.verified = dst.regs.get('verified')
+		leg.corrupted = dst.regs.get('corrupted')
+		leg.seconds = time.monotonic() - t0
+		self.log('#   %s: %d buffers verified, %d corrupted; %d passes, %.0f MB sent, downtime %d ms, %.0f s'
+			 % (dst.name, leg.verified, leg.corrupted, leg.passes,
+			    leg.mb_sent, leg.downtime_ms, leg.seconds))
+		return dst, leg
+
+
+def scenario(build: str, backend: str, legs: int = 1, log=print) -> List[Leg]:
+	"""Boot, start traffic, migrate @legs times (ping-pong), verify each."""
+	results = []
+	with Testbed(build, backend, log) as tb:
+		log('# migration, dma_mark_dirty=%s: booting the source' % backend)
+		src = tb.start_guest()
+		tb.wait(src, 'the guest driver binding',
+			lambda: src.regs.get('state') == tb.const('DD_STATE_READY'),
+			120)
+		tb.start_traffic(src)
+		for i in range(legs):
+			dst, leg = tb.migrate(src)
+			results.append(leg)
+			src = dst
+			if i + 1 < legs:
+				tb.start_traffic(src)
+	return results
+
+
+def print_table(rows: Dict[str, Leg]) -> None:
+	cols = ['dma_mark_dirty', 'received during migration',
+		'verified on destination', 'corrupted', 'passes', 'MB sent',
+		'downtime ms']
+	print('| ' + ' | '.join(cols) + ' |')
+	print('|' + '|'.join('-' * (len(c) + 2) for c in cols) + '|')
+	for name, leg in rows.items():
+		vals = [name, leg.received_during, leg.verified, leg.corrupted,
+			leg.passes, '%.0f' % leg.mb_sent, leg.downtime_ms]
+		print('| ' + ' | '.join(str(v).rjust(len(c)) if i else
+					str(v).ljust(len(c))
+					for i, (v, c) in enumerate(zip(vals, cols))) + ' |')
+
+
+def leftovers(tag_prefix: str = 'dd-') -> List[str]:
+	return [os.path.join('/dev/shm', f) for f in os.listdir('/dev/shm')
+		if f.startswith(tag_prefix + str(os.getpid()))]
+
+
+def main(argv: List[str]) -> int:
+	ap = argparse.ArgumentParser(description=__doc__,
+				     formatter_class=argparse.RawDescriptionHelpFormatter)
+	sub = ap.add_subparsers(dest='cmd', required=True)
+	d = sub.add_parser('demo', help='off and auto, then a table')
+	d.add_argument('--build', default='build')
+	r = sub.add_parser('run', help='one scenario')
+	r.add_argument('--build', default='build')
+	r.add_argument('--backend', default='auto')
+	r.add_argument('--legs', type=int, default=1)
+	args = ap.parse_args(argv)
+
+	# Ctrl-C and SIGTERM unwind through the Testbed, which cleans up.
+	signal.signal(signal.SIGTERM, lambda *a: sys.exit(130))
+	try:
+		if args.cmd == 'demo':
+			rows = {}
+			for backend in ('off', 'auto'):
+				rows[backend] = scenario(args.build, backend)[0]
+			print()
+			print_table(rows)
+			print()
+			return 0
+		legs = scenario(args.build, args.backend, args.legs)
+		print('corrupted: %d' % sum(leg.corrupted for leg in legs))
+		return 0
+	except (MigrationError, dd_qmp.QMPError) as e:
+		print('error: %s' % e)
+		return 1
+	except KeyboardInterrupt:
+		print('interrupted; everything started was stopped and removed')
+		return 130
+	finally:
+		left = leftovers()
+		if left:
+			print('warning: left behind: %s' % ' '.join(left))
+
+
+if __name__ == '__main__':
+	sys.exit(main(sys.argv[1:]))
