@@ -50,8 +50,12 @@ BAR_BYTES = 1 << 20
 # the cap.
 MAX_BANDWIDTH = 8 << 20
 FINAL_BANDWIDTH = 1 << 30
-QUIESCE_AFTER_PASSES = 3	# dirty-sync passes before the stop bit,
-QUIESCE_AFTER_BUFFERS = 400	# and buffers received since migration began
+# When to quiesce: once this many buffers arrived during the migration and
+# the first pass has sent half of guest RAM.  Before the first pass ends
+# QEMU cannot switch over, so the device is certain to be quiesced first;
+# later, with little dirty, QEMU may find nothing to send and switch over
+# between two polls.
+QUIESCE_AFTER_BUFFERS = 200
 WARMUP_BUFFERS = 50		# buffers received before migration starts
 
 
@@ -160,13 +164,18 @@ class Testbed(contextlib.AbstractContextManager):
 		self.count = 0
 
 	def __exit__(self, *exc) -> None:
-		self.stop_sim()
-		for g in self.guests:
-			self.kill(g)
-		for f in self.files:
-			with contextlib.suppress(FileNotFoundError):
-				os.unlink(f)
-		shutil.rmtree(self.tmp, ignore_errors=True)
+		# A second Ctrl-C must not stop the cleanup half way.
+		old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+		try:
+			self.stop_sim()
+			for g in self.guests:
+				self.kill(g)
+			for f in self.files:
+				with contextlib.suppress(FileNotFoundError):
+					os.unlink(f)
+			shutil.rmtree(self.tmp, ignore_errors=True)
+		finally:
+			signal.signal(signal.SIGINT, old)
 
 	def kill(self, g: Guest) -> None:
 		if g.qmp:
@@ -182,6 +191,9 @@ class Testbed(contextlib.AbstractContextManager):
 			except subprocess.TimeoutExpired:
 				g.proc.kill()
 				g.proc.wait()
+		for f in (g.ram, g.bar):
+			with contextlib.suppress(FileNotFoundError):
+				os.unlink(f)
 
 	def shm(self, suffix: str, size: int) -> str:
 		path = '/dev/shm/%s-%s' % (self.tag, suffix)
@@ -325,7 +337,10 @@ class Testbed(contextlib.AbstractContextManager):
 					    ram.get('transferred', 0) / (1 << 20),
 					    ram.get('dirty-pages-rate', 0),
 					    src.regs.get('received') - received0))
-			if not quiesce_asked and passes >= QUIESCE_AFTER_PASSES and \
+			half_sent = passes > 1 or (
+				ram.get('total', 0) and
+				ram.get('remaining', 0) <= ram['total'] // 2)
+			if not quiesce_asked and half_sent and \
 					src.regs.get('received') - received0 >= \
 					QUIESCE_AFTER_BUFFERS:
 				src.regs.set('ctrl', self.const('DD_CTRL_RUN') |
