@@ -94,7 +94,7 @@ tooltest:
 		{ echo "$$out"; echo "error: harness unit tests failed"; exit 1; }; \
 	echo "harness: unit tests $$(echo "$$out" | sed -n 's/^Ran \([0-9]*\) tests.*/\1/p') ok"
 
-test: tooltest kselftests
+test: tooltest kselftests sim
 	@python3 $(TOOLS)/dma_dirty.py run --build $(BUILD) --accel $(ACCEL) \
 		--tests '$(TESTS)'
 

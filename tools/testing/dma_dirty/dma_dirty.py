@@ -101,12 +101,15 @@ def cmd_run(args) -> int:
 		return 2
 	configs = [c for c in kernel.BOOT_CONFIGS
 		   if fnmatch.fnmatch(c.name, args.tests)]
-	if not configs:
-		print('error: no boot configuration matches %r (have: %s)' % (
-			args.tests, ', '.join(c.name for c in kernel.BOOT_CONFIGS)))
+	migrations = [m[0] for m in MIGRATIONS
+		      if fnmatch.fnmatch(m[0], args.tests)]
+	if not configs and not migrations:
+		print('error: nothing matches %r (have: %s)' % (
+			args.tests, ', '.join([c.name for c in kernel.BOOT_CONFIGS] +
+					      [m[0] for m in MIGRATIONS])))
 		return 2
-	print('dma-dirty: kernel %s, QEMU %d.%d, accel %s, %d boot configurations'
-	      % (release, *version, args.accel, len(configs)))
+	print('dma-dirty: kernel %s, QEMU %d.%d, accel %s, %d boot configurations, %d migration scenarios'
+	      % (release, *version, args.accel, len(configs), len(migrations)))
 	counts = parser.Counts()
 	logdir = os.path.join(build, 'logs')
 	for cfg in configs:
@@ -127,8 +130,62 @@ def cmd_run(args) -> int:
 		else:
 			print('# boot %s: powered off after %.1f s; logs: %s' % (
 				cfg.name, out.seconds, out.console_log), flush=True)
+	run_migrations(build, migrations, counts, version)
 	print(counts.line())
 	return 1 if counts.failed or not counts.passed else 0
+
+
+MIGRATIONS = [
+	('migrate-off', 'dma_mark_dirty=off: the hazard is real', 'off', 1),
+	('migrate-auto', 'dma_mark_dirty=auto: nothing is lost', 'auto', 1),
+	('migrate-soak', 'ten ping-pong migrations with traffic', 'auto', 10),
+]
+
+
+def check(counts: parser.Counts, name: str, ok: bool, detail: str) -> None:
+	counts.add(parser.Status.PASS if ok else parser.Status.FAIL)
+	print('%s%s # %s' % ('ok      ' if ok else 'not ok  ', name, detail))
+
+
+def run_migrations(build: str, names: List[str], counts: parser.Counts,
+		   version: tuple) -> None:
+	import dd_migrate
+	import dd_qmp
+
+	for name, desc, backend, nlegs in MIGRATIONS:
+		if name not in names:
+			continue
+		print('# %s: %s' % (name, desc), flush=True)
+		if version < (9, 0):
+			check(counts, name, False,
+			      'QEMU %d.%d loses guest CPU writes in TCG migration; need 9.0 or newer (make deps)'
+			      % version)
+			continue
+		try:
+			legs = dd_migrate.scenario(
+				build, backend, nlegs,
+				log=lambda m: print(m, flush=True))
+		except (dd_migrate.MigrationError, dd_qmp.QMPError) as e:
+			check(counts, name, False, str(e))
+			continue
+		for i, leg in enumerate(legs):
+			pre = name + ('.leg%d' % (i + 1) if nlegs > 1 else '')
+			check(counts, pre + '.traffic_during_migration',
+			      leg.received_during > 0,
+			      '%d buffers received' % leg.received_during)
+			check(counts, pre + '.buffers_verified', leg.verified > 0,
+			      '%d kept buffers checked on the destination'
+			      % leg.verified)
+			if backend == 'off':
+				check(counts, pre + '.corruption_without_tracking',
+				      leg.corrupted > 0,
+				      '%d of %d corrupted' % (leg.corrupted,
+							      leg.verified))
+			else:
+				check(counts, pre + '.no_corruption',
+				      leg.corrupted == 0,
+				      '%d of %d corrupted' % (leg.corrupted,
+							      leg.verified))
 
 
 def cmd_parse(args) -> int:
