@@ -16,10 +16,9 @@ destination to verify every buffer it kept.
 
 Hot-unplug is not used to quiesce: QEMU stops the guest before the
 pause-before-switchover point, so the guest could not process an unplug
-there, and a PCIe unplug requested earlier takes the guest's pciehp five
-seconds of attention-button delay per leg.  The stop bit makes the driver
-finish the buffer in flight and unmap it, which is what removal does
-(dd_sim_drv.c, dd_remove()).
+there; an unplug requested earlier, during pre-copy, was not tried.  The
+stop bit makes the driver finish the buffer in flight and unmap it, which
+is what removal does (dd_sim_drv.c, dd_remove()).
 """
 
 from __future__ import annotations
