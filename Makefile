@@ -100,15 +100,15 @@ test: tooltest kselftests sim
 
 SERIES_OUT := $(BUILD)/series
 
+SERIES_VERSION ?= 1
+
 series: tree
-	@rm -rf $(SERIES_OUT)
-	@git -C $(TREE) format-patch -q --subject-prefix="RFC PATCH" \
-		-o $(SERIES_OUT) dma-dirty-base..HEAD
-	@echo "series: $$(ls $(SERIES_OUT) | wc -l) patches in $(SERIES_OUT)"
+	@$(TOOLS)/series.sh $(TREE) $(SERIES_OUT) $(TOP)/patches/cover-letter.txt \
+		$(SERIES_VERSION)
 
 checkpatch: series
 	@$(TOOLS)/checkpatch.sh $(TREE) $(TOP)/patches/checkpatch-exceptions \
-		$(SERIES_OUT)/*.patch
+		$(filter-out %-cover-letter.patch,$(wildcard $(SERIES_OUT)/*.patch))
 
 clean:
 	rm -rf $(KOBJ) $(MODS) $(KSFT) $(BUILD)/initramfs* $(BUILD)/logs $(SIM) \
