@@ -9,6 +9,7 @@
 #   make tree        assemble the patched tree only (build/linux, a git repo)
 #   make series      export the series as mail-ready patches (build/series)
 #   make checkpatch  checkpatch.pl --strict on every patch of the series
+#   make check       checkpatch and the other quality gates (check.sh)
 #   make deps        install the host packages that are missing (apt-get)
 #   make clean       remove build outputs, keep the assembled tree
 #   make distclean   remove build/ entirely
@@ -20,15 +21,24 @@
 #                    boots ordinary kernels)
 #   TESTS=GLOB       run only the boot configurations matching GLOB
 #   JOBS=N           parallel build jobs (default: number of CPUs)
+#   DEBUG=1          a kernel with KASAN, lockdep, DEBUG_ATOMIC_SLEEP and
+#                    DMA_API_DEBUG, built and logged in *-debug folders
 
 TOP        := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
 BUILD      := $(TOP)/build
 TREE       := $(BUILD)/linux
-KOBJ       := $(BUILD)/obj
-MODS       := $(BUILD)/modules
-KSFT       := $(BUILD)/kselftest
 TOOLS      := $(TOP)/tools/testing/dma_dirty
-FRAGMENT   := $(TOOLS)/configs/test.config
+FRAGMENTS  := $(TOOLS)/configs/test.config
+# DEBUG=1: KASAN, lockdep, DEBUG_ATOMIC_SLEEP, DMA_API_DEBUG, in *-debug dirs
+ifeq ($(DEBUG),1)
+VARIANT    := debug
+FRAGMENTS  += $(TOOLS)/configs/debug.config
+endif
+SUFFIX     := $(if $(VARIANT),-$(VARIANT))
+KOBJ       := $(BUILD)/obj$(SUFFIX)
+MODS       := $(BUILD)/modules$(SUFFIX)
+KSFT       := $(BUILD)/kselftest$(SUFFIX)
+SIM        := $(BUILD)/sim$(SUFFIX)
 JOBS       ?= $(shell nproc)
 ACCEL      ?= tcg
 TESTS      ?= *
@@ -45,8 +55,7 @@ KMAKE := $(MAKE) -C $(TREE) O=$(KOBJ) CC="ccache gcc" HOSTCC="ccache gcc" \
 # Everything the test command needs to rebuild is decided by kbuild, git
 # and the scripts below, so these targets always run and stay incremental.
 .PHONY: all deps tree config kernel kselftests sim demo tooltest test series \
-	checkpatch \
-	clean distclean
+	checkpatch check clean distclean
 
 all: kernel
 
@@ -57,7 +66,7 @@ tree: deps
 	@$(TOOLS)/assemble.sh $(TOP) $(TREE) $(KERNEL_SRC)
 
 config: tree
-	@$(TOOLS)/configure.sh $(TREE) $(KOBJ) $(FRAGMENT)
+	@$(TOOLS)/configure.sh $(TREE) $(KOBJ) $(FRAGMENTS)
 
 kernel: config
 	@echo "kernel: building $$($(MAKE) -s -C $(TREE) O=$(KOBJ) kernelrelease) in $(KOBJ)"
@@ -71,8 +80,6 @@ kselftests: kernel
 		O=$(KSFT) KHDR_INCLUDES="-isystem $(KOBJ)/usr/include" \
 		USERLDFLAGS=-static install INSTALL_PATH=$(KSFT)/install
 
-SIM := $(BUILD)/sim
-
 # The simulated device: host simulator, guest driver (an external module
 # built from a copy, so the source folder stays clean), demo initramfs.
 sim: kernel
@@ -82,11 +89,12 @@ sim: kernel
 	@gcc -O2 -Wall -Wextra -o $(SIM)/dd_sim $(TOOLS)/sim/dd_sim.c
 	@python3 -c 'import sys; sys.path.insert(0, "$(TOOLS)"); \
 		import dma_dirty_kernel as k; \
-		k.build_initramfs("$(BUILD)", "$(BUILD)/initramfs-demo.cpio.gz", \
+		p = k.Paths("$(BUILD)", "$(VARIANT)"); \
+		k.build_initramfs(p, p.initramfs_demo, \
 			["$(SIM)/drv/dd_sim_drv.ko", "$(TOOLS)/guest/demo.sh"])'
 
 demo: sim
-	@python3 $(TOOLS)/dd_migrate.py demo --build $(BUILD)
+	@python3 $(TOOLS)/dd_migrate.py demo --build $(BUILD) --variant '$(VARIANT)'
 
 # The harness's own unit tests (host side, not counted in the kernel's).
 tooltest:
@@ -96,7 +104,7 @@ tooltest:
 
 test: tooltest kselftests sim
 	@python3 $(TOOLS)/dma_dirty.py run --build $(BUILD) --accel $(ACCEL) \
-		--tests '$(TESTS)'
+		--tests '$(TESTS)' --variant '$(VARIANT)'
 
 SERIES_OUT := $(BUILD)/series
 
@@ -110,8 +118,14 @@ checkpatch: series
 	@$(TOOLS)/checkpatch.sh $(TREE) $(TOP)/patches/checkpatch-exceptions \
 		$(filter-out %-cover-letter.patch,$(wildcard $(SERIES_OUT)/*.patch))
 
+# Quality gates: checkpatch, kernel-doc, every step builds, W=1 and sparse
+# against the base, Sphinx, get_maintainer.pl.
+check: checkpatch
+	@$(TOOLS)/check.sh $(TOP) $(BUILD)
+
 clean:
-	rm -rf $(KOBJ) $(MODS) $(KSFT) $(BUILD)/initramfs* $(BUILD)/logs $(SIM) \
+	rm -rf $(BUILD)/obj* $(BUILD)/modules* $(BUILD)/kselftest* \
+		$(BUILD)/initramfs* $(BUILD)/logs* $(BUILD)/sim* \
 		$(SERIES_OUT)
 
 distclean:

@@ -40,6 +40,7 @@ from typing import Dict, List, Optional
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import dd_qmp  # noqa: E402
+import dma_dirty_kernel  # noqa: E402
 
 RAM_MB = 256
 BAR_BYTES = 1 << 20
@@ -137,14 +138,13 @@ def tail(path: str, n: int = 15) -> str:
 class Testbed(contextlib.AbstractContextManager):
 	"""Every process and file of one scenario; all removed on exit."""
 
-	def __init__(self, build: str, backend: str, log=print):
-		self.build = os.path.abspath(build)
+	def __init__(self, paths: dma_dirty_kernel.Paths, backend: str,
+		     log=print):
 		self.backend = backend
 		self.log = log
-		self.kernel = os.path.join(self.build, 'obj', 'arch', 'x86',
-					   'boot', 'bzImage')
-		self.initrd = os.path.join(self.build, 'initramfs-demo.cpio.gz')
-		self.sim_bin = os.path.join(self.build, 'sim', 'dd_sim')
+		self.kernel = paths.kernel
+		self.initrd = paths.initramfs_demo
+		self.sim_bin = os.path.join(paths.sim, 'dd_sim')
 		for p, what in ((self.kernel, 'make kernel'),
 				(self.initrd, 'make demo'),
 				(self.sim_bin, 'make demo')):
@@ -154,7 +154,7 @@ class Testbed(contextlib.AbstractContextManager):
 		self.layout = read_layout(self.sim_bin)
 		self.tag = 'dd-%d' % os.getpid()
 		self.tmp = tempfile.mkdtemp(prefix=self.tag + '-')
-		self.logdir = os.path.join(self.build, 'logs')
+		self.logdir = paths.logs
 		os.makedirs(self.logdir, exist_ok=True)
 		self.files: List[str] = []
 		self.guests: List[Guest] = []
@@ -381,10 +381,11 @@ class Testbed(contextlib.AbstractContextManager):
 		return dst, leg
 
 
-def scenario(build: str, backend: str, legs: int = 1, log=print) -> List[Leg]:
+def scenario(paths: dma_dirty_kernel.Paths, backend: str, legs: int = 1,
+	     log=print) -> List[Leg]:
 	"""Boot, start traffic, migrate @legs times (ping-pong), verify each."""
 	results = []
-	with Testbed(build, backend, log) as tb:
+	with Testbed(paths, backend, log) as tb:
 		log('# migration, dma_mark_dirty=%s: booting the source' % backend)
 		src = tb.start_guest()
 		tb.wait(src, 'the guest driver binding',
@@ -425,11 +426,14 @@ def main(argv: List[str]) -> int:
 	sub = ap.add_subparsers(dest='cmd', required=True)
 	d = sub.add_parser('demo', help='off and auto, then a table')
 	d.add_argument('--build', default='build')
+	d.add_argument('--variant', default='')
 	r = sub.add_parser('run', help='one scenario')
 	r.add_argument('--build', default='build')
 	r.add_argument('--backend', default='auto')
 	r.add_argument('--legs', type=int, default=1)
+	r.add_argument('--variant', default='')
 	args = ap.parse_args(argv)
+	paths = dma_dirty_kernel.Paths(os.path.abspath(args.build), args.variant)
 
 	# Ctrl-C and SIGTERM unwind through the Testbed, which cleans up.
 	signal.signal(signal.SIGTERM, lambda *a: sys.exit(130))
@@ -437,12 +441,12 @@ def main(argv: List[str]) -> int:
 		if args.cmd == 'demo':
 			rows = {}
 			for backend in ('off', 'auto'):
-				rows[backend] = scenario(args.build, backend)[0]
+				rows[backend] = scenario(paths, backend)[0]
 			print()
 			print_table(rows)
 			print()
 			return 0
-		legs = scenario(args.build, args.backend, args.legs)
+		legs = scenario(paths, args.backend, args.legs)
 		print('corrupted: %d' % sum(leg.corrupted for leg in legs))
 		return 0
 	except (MigrationError, dd_qmp.QMPError) as e:

@@ -80,22 +80,19 @@ def results_of(prefix: str, path: str, counts: parser.Counts,
 
 
 def cmd_run(args) -> int:
-	build = os.path.abspath(args.build)
-	kimage = os.path.join(build, 'obj', 'arch', 'x86', 'boot', 'bzImage')
-	if not os.path.exists(kimage):
-		print('error: %s is missing: run "make kernel"' % kimage)
+	paths = kernel.Paths(os.path.abspath(args.build), args.variant)
+	if not os.path.exists(paths.kernel):
+		print('error: %s is missing: run "make kernel"' % paths.kernel)
 		return 2
 	version = kernel.qemu_version()
 	if version is None:
 		print('error: qemu-system-x86_64 not found: run "make deps"')
 		return 2
 	release = subprocess.run(
-		['make', '-s', '-C', os.path.join(build, 'linux'),
-		 'O=' + os.path.join(build, 'obj'), 'kernelrelease'],
-		capture_output=True, text=True).stdout.strip()
-	initrd = os.path.join(build, 'initramfs.cpio.gz')
+		['make', '-s', '-C', paths.tree, 'O=' + paths.obj,
+		 'kernelrelease'], capture_output=True, text=True).stdout.strip()
 	try:
-		kernel.build_initramfs(build, initrd)
+		kernel.build_initramfs(paths, paths.initramfs)
 	except kernel.SetupError as e:
 		print('error: %s' % e)
 		return 2
@@ -111,11 +108,10 @@ def cmd_run(args) -> int:
 	print('dma-dirty: kernel %s, QEMU %d.%d, accel %s, %d boot configurations, %d migration scenarios'
 	      % (release, *version, args.accel, len(configs), len(migrations)))
 	counts = parser.Counts()
-	logdir = os.path.join(build, 'logs')
 	for cfg in configs:
 		print('# boot %s: %s' % (cfg.name, cfg.description), flush=True)
-		out = kernel.boot(cfg, kimage, initrd, release, logdir,
-				  args.accel, args.timeout)
+		out = kernel.boot(cfg, paths.kernel, paths.initramfs, release,
+				  paths.logs, args.accel, args.timeout)
 		done, ran = results_of(cfg.name + ': ', out.results_log, counts)
 		if cfg.kunit and done and not ran.get('kunit'):
 			counts.add(parser.Status.FAIL)
@@ -130,7 +126,7 @@ def cmd_run(args) -> int:
 		else:
 			print('# boot %s: powered off after %.1f s; logs: %s' % (
 				cfg.name, out.seconds, out.console_log), flush=True)
-	run_migrations(build, migrations, counts, version)
+	run_migrations(paths, migrations, counts, version)
 	print(counts.line())
 	return 1 if counts.failed or not counts.passed else 0
 
@@ -147,7 +143,7 @@ def check(counts: parser.Counts, name: str, ok: bool, detail: str) -> None:
 	print('%s%s # %s' % ('ok      ' if ok else 'not ok  ', name, detail))
 
 
-def run_migrations(build: str, names: List[str], counts: parser.Counts,
+def run_migrations(paths, names: List[str], counts: parser.Counts,
 		   version: tuple) -> None:
 	import dd_migrate
 	import dd_qmp
@@ -163,7 +159,7 @@ def run_migrations(build: str, names: List[str], counts: parser.Counts,
 			continue
 		try:
 			legs = dd_migrate.scenario(
-				build, backend, nlegs,
+				paths, backend, nlegs,
 				log=lambda m: print(m, flush=True))
 		except (dd_migrate.MigrationError, dd_qmp.QMPError) as e:
 			check(counts, name, False, str(e))
@@ -214,6 +210,8 @@ def main(argv: List[str]) -> int:
 	r.add_argument('--accel', choices=('tcg', 'kvm'), default='tcg')
 	r.add_argument('--tests', default='*',
 		       help='glob of boot configurations to run')
+	r.add_argument('--variant', default='',
+		       help="build variant: '' or 'debug' (DEBUG=1)")
 	r.add_argument('--timeout', type=int, default=600,
 		       help='seconds before a guest counts as hung')
 	r.set_defaults(func=cmd_run)

@@ -18,6 +18,53 @@ class SetupError(Exception):
 
 
 @dataclass
+class Paths:
+	"""Where a build variant ('' or 'debug') keeps its outputs."""
+	build: str
+	variant: str = ''
+
+	def _sub(self, name: str) -> str:
+		return os.path.join(self.build, name + ('-' + self.variant
+							 if self.variant else ''))
+
+	@property
+	def tree(self) -> str:
+		return os.path.join(self.build, 'linux')
+
+	@property
+	def obj(self) -> str:
+		return self._sub('obj')
+
+	@property
+	def kernel(self) -> str:
+		return os.path.join(self.obj, 'arch', 'x86', 'boot', 'bzImage')
+
+	@property
+	def modules(self) -> str:
+		return self._sub('modules')
+
+	@property
+	def kselftest(self) -> str:
+		return self._sub('kselftest')
+
+	@property
+	def logs(self) -> str:
+		return self._sub('logs')
+
+	@property
+	def sim(self) -> str:
+		return self._sub('sim')
+
+	@property
+	def initramfs(self) -> str:
+		return self._sub('initramfs') + '.cpio.gz'
+
+	@property
+	def initramfs_demo(self) -> str:
+		return self._sub('initramfs-demo') + '.cpio.gz'
+
+
+@dataclass
 class BootConfig:
 	"""One way of booting the test kernel, with what the guest must see."""
 	name: str
@@ -49,11 +96,27 @@ BOOT_CONFIGS = [
 ]
 
 
+# Kernel reports that fail a boot even when every test in it passed.
+SPLATS = ('WARNING:', 'BUG:', 'KASAN:', 'UBSAN:', 'Oops:',
+	  'possible circular locking dependency', 'inconsistent lock state',
+	  'possible recursive locking', 'suspicious RCU usage',
+	  'DMA-API:', 'sleeping function called from invalid context')
+
+
+def console_splat(lines: List[str]) -> str:
+	"""The first line of the console that is a kernel splat, or ''."""
+	for line in lines:
+		for s in SPLATS:
+			if s in line:
+				return line.strip()
+	return ''
+
+
 def _run(cmd: List[str], **kw) -> subprocess.CompletedProcess:
 	return subprocess.run(cmd, check=True, **kw)
 
 
-def build_initramfs(build: str, out: str, extra: List[str] = ()) -> None:
+def build_initramfs(paths: Paths, out: str, extra: List[str] = ()) -> None:
 	"""Busybox, the guest scripts, the modules and the kselftests.
 
 	@extra files go to /dma-dirty/ in the guest.
@@ -78,10 +141,10 @@ def build_initramfs(build: str, out: str, extra: List[str] = ()) -> None:
 		if not os.path.exists(f):
 			raise SetupError('%s is missing' % f)
 		shutil.copy(f, os.path.join(root, 'dma-dirty'))
-	mods = os.path.join(build, 'modules', 'lib')
+	mods = os.path.join(paths.modules, 'lib')
 	if os.path.isdir(mods):
 		shutil.copytree(mods, os.path.join(root, 'lib'), symlinks=True)
-	ksft = os.path.join(build, 'kselftest', 'install')
+	ksft = os.path.join(paths.kselftest, 'install')
 	if os.path.isdir(ksft):
 		shutil.copytree(ksft, os.path.join(root, 'kselftest'),
 				symlinks=True)
@@ -169,9 +232,10 @@ def boot(cfg: BootConfig, kernel: str, initrd: str, release: str,
 		text = '\n'.join(lines)
 		if 'Kernel panic' in text:
 			problem = 'guest kernel panicked'
-		elif not problem and ('---[ end trace' in text or
-				      'BUG:' in text):
-			problem = 'guest kernel printed an oops or warning'
+		elif not problem:
+			splat = console_splat(lines)
+			if splat:
+				problem = 'guest kernel reported: ' + splat
 	elif not problem:
 		problem = 'no console output'
 	return BootOutcome(cfg, results, console, elapsed, problem, tail)
