@@ -120,7 +120,7 @@ checkpatch: series
 
 # Quality gates: checkpatch, kernel-doc, every step builds, W=1 and sparse
 # against the base, Sphinx, get_maintainer.pl.
-check: checkpatch
+check: checkpatch kernel
 	@$(TOOLS)/check.sh $(TOP) $(BUILD)
 
 clean:

@@ -283,6 +283,15 @@ class Testbed(contextlib.AbstractContextManager):
 							tail(g.console)))
 			time.sleep(0.1)
 
+	@staticmethod
+	def splat(g: Guest) -> str:
+		try:
+			with open(g.console, errors='replace') as f:
+				return dma_dirty_kernel.console_splat(
+					f.read().splitlines())
+		except OSError:
+			return ''
+
 	def const(self, name: str) -> int:
 		return self.layout[name][0]
 
@@ -372,6 +381,11 @@ class Testbed(contextlib.AbstractContextManager):
 		self.wait(dst, 'verification',
 			  lambda: dst.regs.get('state') ==
 			  self.const('DD_STATE_VERIFIED'), 120)
+		for g in (src, dst):
+			splat = self.splat(g)
+			if splat:
+				raise MigrationError('%s: guest kernel reported: %s (console: %s)'
+						     % (g.name, splat, g.console))
 		leg.verified = dst.regs.get('verified')
 		leg.corrupted = dst.regs.get('corrupted')
 		leg.seconds = time.monotonic() - t0

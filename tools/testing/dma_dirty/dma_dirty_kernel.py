@@ -97,10 +97,11 @@ BOOT_CONFIGS = [
 
 
 # Kernel reports that fail a boot even when every test in it passed.
+# DMA_API_DEBUG reports are WARNINGs.
 SPLATS = ('WARNING:', 'BUG:', 'KASAN:', 'UBSAN:', 'Oops:',
 	  'possible circular locking dependency', 'inconsistent lock state',
 	  'possible recursive locking', 'suspicious RCU usage',
-	  'DMA-API:', 'sleeping function called from invalid context')
+	  'sleeping function called from invalid context')
 
 
 def console_splat(lines: List[str]) -> str:

@@ -9,6 +9,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import dma_dirty  # noqa: E402
+import dma_dirty_kernel as kernel  # noqa: E402
 import dma_dirty_parser as parser  # noqa: E402
 from dma_dirty_parser import Status  # noqa: E402
 
@@ -101,6 +102,22 @@ class ParserTest(unittest.TestCase):
 	def test_xfail_counts_as_pass(self):
 		got = leaves('TAP version 13\n1..1\nnot ok 1 a # XFAIL known\n')
 		self.assertEqual(got, {'x.a': Status.PASS})
+
+
+class SplatTest(unittest.TestCase):
+
+	def test_warning_is_a_splat(self):
+		lines = ['[ 1.0] ok', '[ 2.0] WARNING: CPU: 0 PID: 1 at x.c:1 f+0x1/0x2']
+		self.assertIn('WARNING:', kernel.console_splat(lines))
+
+	def test_lockdep_is_a_splat(self):
+		self.assertTrue(kernel.console_splat(
+			['WARNING: possible circular locking dependency detected']))
+
+	def test_dma_api_debug_banner_is_not(self):
+		self.assertEqual(kernel.console_splat(
+			['[ 1.7] DMA-API: preallocated 65536 debug entries',
+			 '[ 1.7] DMA-API: debugging enabled by kernel config']), '')
 
 
 class SectionsTest(unittest.TestCase):
