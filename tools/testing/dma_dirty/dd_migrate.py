@@ -340,11 +340,13 @@ class Testbed(contextlib.AbstractContextManager):
 			now = time.monotonic()
 			if now - last_print >= 2:
 				last_print = now
-				self.log('#   %s -> %s: %-9s pass %d, %.0f MB sent, dirty rate %d pages/s, %d buffers received'
+				# QEMU measures the dirty rate from the second pass on.
+				rate = ('%d pages/s' % ram.get('dirty-pages-rate', 0)
+					if passes > 1 else 'not measured yet')
+				self.log('#   %s -> %s: %-9s pass %d, %.0f MB sent, dirty rate %s, %d buffers received'
 					 % (src.name, dst.name, status, passes,
 					    ram.get('transferred', 0) / (1 << 20),
-					    ram.get('dirty-pages-rate', 0),
-					    src.regs.get('received') - received0))
+					    rate, src.regs.get('received') - received0))
 			half_sent = passes > 1 or (
 				ram.get('total', 0) and
 				ram.get('remaining', 0) <= ram['total'] // 2)
