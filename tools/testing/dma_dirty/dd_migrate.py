@@ -340,9 +340,11 @@ class Testbed(contextlib.AbstractContextManager):
 			now = time.monotonic()
 			if now - last_print >= 2:
 				last_print = now
-				# QEMU measures the dirty rate from the second pass on.
-				rate = ('%d pages/s' % ram.get('dirty-pages-rate', 0)
-					if passes > 1 else 'not measured yet')
+				# QEMU reports 0 until it has measured a rate
+				# (seen throughout the first pass).
+				rate = ('%d pages/s' % ram['dirty-pages-rate']
+					if ram.get('dirty-pages-rate') else
+					'not measured yet')
 				self.log('#   %s -> %s: %-9s pass %d, %.0f MB sent, dirty rate %s, %d buffers received'
 					 % (src.name, dst.name, status, passes,
 					    ram.get('transferred', 0) / (1 << 20),
