@@ -129,8 +129,9 @@ class Guest:
 def tail(path: str, n: int = 15) -> str:
 	try:
 		with open(path, errors='replace') as f:
-			return '\n'.join('    | ' + l for l in
-					 f.read().splitlines()[-n:])
+			lines = f.read().splitlines()[-n:]
+		return '\n'.join('    | ' + l for l in lines) or \
+			'    | (console empty: %s)' % path
 	except OSError:
 		return '    | (no console log)'
 
