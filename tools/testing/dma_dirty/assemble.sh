@@ -183,7 +183,7 @@ fi
 read -r new steps < <(build_series)
 old=$(git_tree rev-parse -q --verify HEAD || true)
 if [ "$new" = "$old" ]; then
-	say "series unchanged ($steps steps on $(git_tree describe --tags "$BASE_TAG"))"
+	say "series unchanged: Linux $(make -s -C "$TREE" kernelversion) from $(cat "$TREE/.git/dma-dirty-source") + $steps steps"
 	exit 0
 fi
 if [ -n "$(git_tree status --porcelain --untracked-files=no)" ]; then
@@ -193,4 +193,4 @@ fi
 git_tree update-ref "refs/heads/$BRANCH" "$new"
 git_tree symbolic-ref HEAD "refs/heads/$BRANCH"
 git_tree reset -q --hard "$new"
-say "tree at $(git_tree rev-parse --short HEAD): base $(make -s -C "$TREE" kernelversion) + $steps steps"
+say "tree at $(git_tree rev-parse --short HEAD): Linux $(make -s -C "$TREE" kernelversion) from $(cat "$TREE/.git/dma-dirty-source") + $steps steps"
