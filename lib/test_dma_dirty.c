@@ -25,6 +25,11 @@
 #include "test_dma_dirty_uapi.h"
 
 #define TDD_ORDER	3	/* TDD_BUF_PAGES == 1 << TDD_ORDER */
+
+static bool untrusted;
+module_param(untrusted, bool, 0444);
+MODULE_PARM_DESC(untrusted,
+		 "Mark the device untrusted, so dma-iommu bounces unaligned buffers through swiotlb");
 #define TDD_DATA_BYTES	((TDD_BUF_PAGES - 2) * PAGE_SIZE)
 
 static_assert(TDD_BUF_PAGES == 1 << TDD_ORDER);
@@ -201,9 +206,18 @@ static int tdd_sg(struct tdd *t, struct tdd_cmd *c, u8 *data,
 	if (!nents)
 		return -ENOMEM;
 	c->mappings = nents;
-	for_each_sg(sgl, sg, nents, i)
-		c->bounced += tdd_bounced(t, sg_dma_address(sg), sg_phys(sg)) &&
-			      !t->domain;
+	/*
+	 * dma-direct and the swiotlb road of dma-iommu map each entry on its
+	 * own; otherwise dma-iommu merges them and never bounces.
+	 */
+	if (!t->domain || sg_dma_is_swiotlb(sgl)) {
+		for_each_sg(sgl, sg, nents, i) {
+			if (tdd_bounced(t, sg_dma_address(sg), sg_phys(sg))) {
+				c->bounced++;
+				c->bounced_segs |= 1U << i;
+			}
+		}
+	}
 
 	for (r = 0; r < (c->op == TDD_SYNC_SG ? c->reps : 1); r++) {
 		u8 val = 0x40 + r;
@@ -259,6 +273,7 @@ static int tdd_run(struct tdd *t, struct tdd_cmd *c)
 
 	c->path = t->domain ? TDD_PATH_IOMMU : TDD_PATH_DIRECT;
 	c->bounced = 0;
+	c->bounced_segs = 0;
 	c->mappings = 0;
 	c->data_ok = 0;
 	if (c->op == TDD_MAP_SG || c->op == TDD_SYNC_SG)
@@ -314,6 +329,9 @@ static int tdd_pci_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	if (ret)
 		return ret;
 
+	/* Before the mask is set: dma-iommu checks it at every mapping. */
+	if (untrusted)
+		pdev->untrusted = 1;
 	t->pdev = pdev;
 	t->dev = &pdev->dev;
 	domain = iommu_get_domain_for_dev(t->dev);
@@ -328,8 +346,9 @@ static int tdd_pci_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	if (ret)
 		return ret;
 	pci_set_drvdata(pdev, t);
-	dev_info(t->dev, "bound; DMA through %s\n",
-		 t->domain ? "dma-iommu" : "dma-direct");
+	dev_info(t->dev, "bound; DMA through %s%s\n",
+		 t->domain ? "dma-iommu" : "dma-direct",
+		 untrusted ? ", untrusted" : "");
 	return 0;
 }
 

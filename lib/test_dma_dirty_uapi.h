@@ -62,6 +62,7 @@ struct tdd_cmd {
 	__u32 reported[TDD_BUF_PAGES];	/* reports per page */
 	__u32 path;		/* TDD_PATH_* */
 	__u32 bounced;		/* mappings that went through swiotlb */
+	__u32 bounced_segs;	/* sg: bit n set when seg[n] was bounced */
 	__u32 mappings;		/* mappings made (sg: mapped segments) */
 	__u32 data_ok;		/* the CPU saw every byte the device wrote */
 };

@@ -6,10 +6,12 @@
  * ones, no more (guard pages, TO_DEVICE, MMIO) and no fewer.
  *
  * Each test runs for the three DMA directions.  The expectation follows
- * the backend (none reported when it is "off") and whether the mapping was
- * bounced through swiotlb (none reported: the copy back is a CPU write).
+ * the backend (none reported when it is "off") and which mappings, or
+ * scatterlist entries, were bounced through swiotlb (none reported: the copy
+ * back is a CPU write).
  *
- * DMA_DIRTY_EXPECT_PATH=direct|iommu|swiotlb|off, when set, says which DMA
+ * DMA_DIRTY_EXPECT_PATH=direct|iommu|swiotlb|iommu-swiotlb|off, when set,
+ * says which DMA
  * path this boot must take; path_matches_boot checks it against the debugfs
  * counters.
  */
@@ -113,17 +115,21 @@ static void expected(const struct tdd_cmd *c, int tracking, __u32 *exp)
 	__u32 i;
 
 	memset(exp, 0, sizeof(__u32) * TDD_BUF_PAGES);
-	if (!tracking || c->dir == TDD_DIR_TO_DEVICE || c->bounced ||
+	if (!tracking || c->dir == TDD_DIR_TO_DEVICE ||
 	    c->op == TDD_MAP_RESOURCE)
 		return;
-	for (i = 0; i < c->nsegs; i++)
+	if (c->op != TDD_MAP_SG && c->op != TDD_SYNC_SG && c->bounced)
+		return;
+	for (i = 0; i < c->nsegs; i++) {
+		if (c->bounced_segs & (1U << i))
+			continue;
 		span(exp, c->seg[i].offset, c->seg[i].len, 1);
+		if (c->op == TDD_SYNC_SG)
+			span(exp, c->seg[i].offset, c->seg[i].len, c->reps);
+	}
 	if (c->op == TDD_SYNC_SINGLE)
 		span(exp, c->seg[0].offset + c->sync.offset, c->sync.len,
 		     c->reps);
-	if (c->op == TDD_SYNC_SG)
-		for (i = 0; i < c->nsegs; i++)
-			span(exp, c->seg[i].offset, c->seg[i].len, c->reps);
 }
 
 static int run_and_check(struct __test_metadata *_metadata, int fd,
@@ -148,8 +154,9 @@ static int run_and_check(struct __test_metadata *_metadata, int fd,
 	if (bad) {
 		TH_LOG("reports per page (guard, data..., guard): got%s, expected%s",
 		       got_s, exp_s);
-		TH_LOG("path %s, bounced %u",
-		       c->path == TDD_PATH_IOMMU ? "iommu" : "direct", c->bounced);
+		TH_LOG("path %s, bounced %u (segments 0x%x)",
+		       c->path == TDD_PATH_IOMMU ? "iommu" : "direct", c->bounced,
+		       c->bounced_segs);
 	}
 	EXPECT_EQ(0, bad);
 	EXPECT_EQ(1, c->data_ok)
@@ -298,6 +305,20 @@ TEST_F(tdd, path_matches_boot)
 		EXPECT_LE(1, iommu);
 	} else if (!strcmp(want, "swiotlb")) {
 		EXPECT_EQ(TDD_PATH_DIRECT, c.path);
+		EXPECT_EQ(1, c.bounced);
+		EXPECT_LE(1, swiotlb);
+	} else if (!strcmp(want, "iommu-swiotlb")) {
+		/* Page-aligned buffers are mapped in place; others bounce. */
+		EXPECT_EQ(TDD_PATH_IOMMU, c.path);
+		EXPECT_EQ(0, c.bounced);
+		EXPECT_LE(1, iommu);
+		c.seg[0] = (struct tdd_seg)SEG(100, 200);
+		swiotlb = counter("calls_swiotlb");
+		ASSERT_EQ(0, ioctl(self->fd, TEST_DMA_DIRTY_RUN, &c));
+		swiotlb = counter("calls_swiotlb") - swiotlb;
+		TH_LOG("unaligned: bounced %u, swiotlb counter delta %lld",
+		       c.bounced, swiotlb);
+		EXPECT_EQ(TDD_PATH_IOMMU, c.path);
 		EXPECT_EQ(1, c.bounced);
 		EXPECT_LE(1, swiotlb);
 	} else if (!strcmp(want, "off")) {
