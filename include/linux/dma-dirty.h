@@ -9,6 +9,7 @@
 #include <linux/dma-direction.h>
 #include <linux/errno.h>
 #include <linux/jump_label.h>
+#include <linux/swiotlb.h>
 #include <linux/types.h>
 
 /**
@@ -87,6 +88,22 @@ static inline void dma_mark_dirty(phys_addr_t phys, size_t size,
 {
 	if (dma_mark_dirty_enabled() && dma_dirty_dir(dir))
 		__dma_mark_dirty(phys, size, DMA_DIRTY_CALLER);
+}
+
+/*
+ * For the DMA-mapping layers: a device may have written the buffer that the
+ * CPU sees at @phys.  A swiotlb bounce slot is only counted: swiotlb copies
+ * it to the original buffer with the CPU, a write the hypervisor already
+ * tracks, and the slot is dead once unmapped.
+ */
+static inline void dma_mark_dirty_mapped(struct device *dev, phys_addr_t phys,
+					 size_t size,
+					 enum dma_data_direction dir,
+					 enum dma_dirty_path path)
+{
+	if (dma_mark_dirty_enabled() && dma_dirty_dir(dir))
+		__dma_mark_dirty(phys, size, swiotlb_find_pool(dev, phys) ?
+				 DMA_DIRTY_SWIOTLB : path);
 }
 
 #endif /* _LINUX_DMA_DIRTY_H */
