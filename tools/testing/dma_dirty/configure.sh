@@ -6,6 +6,9 @@
 # dependency that is not met stops here instead of building a kernel that
 # silently lacks a feature.
 #
+# "# CONFIG_FOO is not set" lines are checked too: FOO must not be set.
+# ARCH in the environment (ARCH=i386) configures another architecture.
+#
 # usage: configure.sh TREE OBJDIR FRAGMENT...
 
 set -euo pipefail
@@ -36,10 +39,18 @@ while IFS= read -r line; do
 			echo "configure: error: $line requested, .config has: $got" >&2
 			bad=1
 		fi ;;
+	"# CONFIG_"*" is not set")
+		# Off, or absent because its dependencies are not met.
+		sym=${line#\# }
+		sym=${sym%% *}
+		if grep -qE "^$sym=" "$OBJ/.config"; then
+			echo "configure: error: $sym off requested, .config has: $(grep -E "^$sym=" "$OBJ/.config")" >&2
+			bad=1
+		fi ;;
 	esac
 done < "$merged"
 [ $bad -eq 0 ] || {
 	echo "configure: a requested symbol is missing or its dependencies are not met" >&2
 	exit 1
 }
-echo "configure: $(grep -c '^CONFIG_' "$merged") fragment symbols set in $OBJ/.config"
+echo "configure: $(grep -cE '^CONFIG_|^# CONFIG_.* is not set' "$merged") fragment symbols checked in $OBJ/.config"
