@@ -21,6 +21,7 @@
 #                    boots ordinary kernels)
 #   TESTS=GLOB       run only the boot configurations matching GLOB
 #   JOBS=N           parallel build jobs (default: number of CPUs)
+#   SERIES_VERSION=N version of the exported series (default 2)
 #   DEBUG=1          a kernel with KASAN, lockdep, DEBUG_ATOMIC_SLEEP and
 #                    DMA_API_DEBUG, built and logged in *-debug folders
 
@@ -108,11 +109,11 @@ test: tooltest kselftests sim
 
 SERIES_OUT := $(BUILD)/series
 
-SERIES_VERSION ?= 1
+SERIES_VERSION ?= 2
 
 series: tree
 	@$(TOOLS)/series.sh $(TREE) $(SERIES_OUT) $(TOP)/patches/cover-letter.txt \
-		$(SERIES_VERSION)
+		$(SERIES_VERSION) $(TOP)
 
 checkpatch: series
 	@$(TOOLS)/checkpatch.sh $(TREE) $(TOP)/patches/checkpatch-exceptions \
