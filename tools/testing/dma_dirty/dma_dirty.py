@@ -18,7 +18,7 @@ import fnmatch
 import os
 import subprocess
 import sys
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -26,6 +26,16 @@ import dma_dirty_kernel as kernel  # noqa: E402
 import dma_dirty_parser as parser  # noqa: E402
 
 SECTIONS = ('boot', 'kunit', 'kselftest')
+
+# The only skips a complete run may report: (test name, a glob without the
+# boot's prefix; the reason it gives, a prefix; why that is no hole).  Any
+# other skip fails.
+ALLOWED_SKIPS = [
+	('kselftest.dma_dirty:test_dma_dirty.sh.tdd.to_device.path_matches_boot',
+	 'nothing is marked for DMA_TO_DEVICE',
+	 'DMA_TO_DEVICE mappings never dirty a page, so there is no path to '
+	 'match; the page checks of the same variant assert that none is'),
+]
 
 
 def split_sections(lines: List[str]) -> Tuple[dict, bool]:
@@ -46,8 +56,99 @@ def split_sections(lines: List[str]) -> Tuple[dict, bool]:
 	return sections, done
 
 
+def allowed_skip(name: str, reason: str) -> bool:
+	"""Whether ALLOWED_SKIPS names this skip (@name without the boot)."""
+	return any(fnmatch.fnmatchcase(name, n) and reason.startswith(r)
+		   for n, r, _ in ALLOWED_SKIPS)
+
+
+def _fail(name: str, why: str) -> Tuple[str, parser.TestResult]:
+	return name, parser.TestResult(name, parser.Status.FAIL, why)
+
+
+def _nodes(node: parser.TestResult, full: str):
+	yield full, node
+	for c in node.children:
+		yield from _nodes(c, full + '.' + c.name)
+
+
+def _fewer(section: str, root: parser.TestResult,
+	   expect: kernel.Expect) -> List[Tuple[str, parser.TestResult]]:
+	"""Failures for what @expect says @section must hold and it lacks."""
+	out = []
+	have = {c.name: c for c in root.children}
+	if section == 'boot':
+		for name in expect.boot:
+			if name not in have:
+				out.append(_fail('boot.' + name,
+						 'boot check did not report'))
+	elif section == 'kselftest':
+		for prog, n in sorted(expect.kselftest.items()):
+			node = have.get(prog)
+			full = 'kselftest.' + prog
+			if node is None:
+				out.append(_fail(full, 'program did not run'))
+			elif len(node.children) < n or node.planned != n:
+				out.append(_fail(full + '.<count>',
+					'%d of its %d tests reported (plan: %s)'
+					% (len(node.children), n,
+					   node.planned if node.planned is not None
+					   else 'none')))
+	elif section == 'kunit':
+		for suite, least in sorted(expect.kunit.items()):
+			node = have.get(suite)
+			full = 'kunit.' + suite
+			if node is None:
+				out.append(_fail(full, 'suite did not run'))
+			elif not node.planned or node.planned < least:
+				out.append(_fail(full + '.<count>',
+					'plan of %s cases, the source has %d'
+					% (node.planned, least)))
+	return out
+
+
+def judge(sections: dict, expect: Optional[kernel.Expect] = None
+	  ) -> List[Tuple[str, parser.TestResult]]:
+	"""Every result of one boot, by name, with the completeness rules.
+
+	A boot that tested less than it must fails: a section missing (boot
+	and kselftest always; kunit when @expect names suites), a plan of
+	1..0 or none at all, fewer boot checks, kselftests or KUnit cases
+	than @expect, and a skip that ALLOWED_SKIPS does not name.
+	"""
+	out: List[Tuple[str, parser.TestResult]] = []
+	required = {'boot', 'kselftest'}
+	if expect is not None and expect.kunit:
+		required.add('kunit')
+	for section in SECTIONS:
+		if section not in sections:
+			if section in required:
+				out.append(_fail(section, 'section missing: the guest did not run it'))
+			continue
+		root = parser.parse(sections[section])
+		if root.planned is None:
+			out.append(_fail(section + '.<plan>', 'no plan line'))
+		for full, node in _nodes(root, section):
+			if node.planned == 0:
+				out.append(_fail(full + '.<plan>',
+						 'empty plan (1..0): nothing ran'))
+		for full, res in root.leaves(section):
+			if res.status == parser.Status.SKIP and \
+					not allowed_skip(full, res.reason):
+				res = parser.TestResult(
+					res.name, parser.Status.FAIL,
+					'skipped (%s), not an allowed skip' %
+					(res.reason or 'no reason given'),
+					log=res.log)
+			out.append((full, res))
+		if expect is not None:
+			out += _fewer(section, root, expect)
+	return out
+
+
 def results_of(prefix: str, path: str, counts: parser.Counts,
-	       verbose_fail: bool = True) -> bool:
+	       expect: Optional[kernel.Expect] = None,
+	       verbose_fail: bool = True) -> Tuple[bool, dict]:
 	"""Parses one results log and prints a line per test.
 
 	Returns whether the guest reached the end of its runs, and how many
@@ -58,24 +159,22 @@ def results_of(prefix: str, path: str, counts: parser.Counts,
 		with open(path, errors='replace') as f:
 			lines = f.read().splitlines()
 	sections, done = split_sections(lines)
-	ran = {}
-	for name in SECTIONS:
-		if name not in sections:
-			continue
-		root = parser.parse(sections[name])
-		for full, res in root.leaves(prefix + name):
-			ran[name] = ran.get(name, 0) + 1
-			counts.add(res.status)
-			if res.status == parser.Status.PASS:
-				print('ok      %s' % full)
-			elif res.status == parser.Status.SKIP:
-				print('skip    %s # %s' % (full, res.reason))
-			else:
-				print('not ok  %s%s' % (full, ' # ' + res.reason
-							if res.reason else ''))
-				if verbose_fail:
-					for l in res.log[-15:]:
-						print('        | ' + l)
+	ran: dict = {}
+	for full, res in judge(sections, expect):
+		section = full.split('.')[0]
+		ran[section] = ran.get(section, 0) + 1
+		counts.add(res.status)
+		full = prefix + full
+		if res.status == parser.Status.PASS:
+			print('ok      %s' % full)
+		elif res.status == parser.Status.SKIP:
+			print('skip    %s # %s' % (full, res.reason))
+		else:
+			print('not ok  %s%s' % (full, ' # ' + res.reason
+						if res.reason else ''))
+			if verbose_fail:
+				for l in res.log[-15:]:
+					print('        | ' + l)
 	return done, ran
 
 
@@ -91,13 +190,17 @@ def cmd_run(args) -> int:
 	release = subprocess.run(
 		['make', '-s', '-C', paths.tree, 'O=' + paths.obj,
 		 'kernelrelease'], capture_output=True, text=True).stdout.strip()
-	try:
-		kernel.build_initramfs(paths, paths.initramfs)
-	except kernel.SetupError as e:
-		print('error: %s' % e)
-		return 2
 	configs = [c for c in kernel.BOOT_CONFIGS
 		   if fnmatch.fnmatch(c.name, args.tests)]
+	try:
+		if configs:
+			# What every boot must report, from the built tests.
+			kselftests = kernel.kselftest_counts(paths)
+			suites = kernel.kunit_counts(paths)
+			kernel.build_initramfs(paths, paths.initramfs, tests=True)
+	except (kernel.SetupError, OSError, subprocess.SubprocessError) as e:
+		print('error: %s' % e)
+		return 2
 	migrations = [m[0] for m in MIGRATIONS
 		      if fnmatch.fnmatch(m[0], args.tests)]
 	if not configs and not migrations:
@@ -107,15 +210,17 @@ def cmd_run(args) -> int:
 		return 2
 	print('dma-dirty: kernel %s, QEMU %d.%d, accel %s, %d boot configurations, %d migration scenarios'
 	      % (release, *version, args.accel, len(configs), len(migrations)))
+	if configs:
+		print('# each boot must report: its boot checks; kselftests %s; KUnit %s where it runs'
+		      % (', '.join('%s (%d tests)' % kv for kv in sorted(kselftests.items())),
+			 ', '.join('%s (%d cases or more)' % kv for kv in sorted(suites.items()))))
 	counts = parser.Counts()
 	for cfg in configs:
 		print('# boot %s: %s' % (cfg.name, cfg.description), flush=True)
 		out = kernel.boot(cfg, paths.kernel, paths.initramfs, release,
 				  paths.logs, args.accel, args.timeout)
-		done, ran = results_of(cfg.name + ': ', out.results_log, counts)
-		if cfg.kunit and done and not ran.get('kunit'):
-			counts.add(parser.Status.FAIL)
-			print('not ok  %s: kunit # no KUnit suite ran' % cfg.name)
+		done, _ = results_of(cfg.name + ': ', out.results_log, counts,
+				     kernel.expectations(cfg, kselftests, suites))
 		if out.problem or not done:
 			counts.add(parser.Status.FAIL)
 			why = out.problem or 'guest stopped before its tests finished'
@@ -217,6 +322,9 @@ def main(argv: List[str]) -> int:
 	r.set_defaults(func=cmd_run)
 	p = sub.add_parser('parse', help='parse results logs')
 	p.add_argument('logs', nargs='+')
+	p.add_argument('--build', default='',
+		       help='hold each boot to the tests built there')
+	p.add_argument('--variant', default='')
 	p.set_defaults(func=cmd_parse)
 	c = sub.add_parser('configs', help='list boot configurations')
 	c.set_defaults(func=cmd_configs)

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import glob
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -102,6 +104,138 @@ BOOT_CONFIGS = [
 ]
 
 
+def boot_checks(cfg: BootConfig) -> List[str]:
+	"""The names of the checks guest/boot_test.sh must report for @cfg."""
+	names = ['kernel_release', 'config_dma_mark_dirty', 'debugfs_dir']
+	if 'backend' in cfg.expect:
+		names += ['backend', 'backend_write', 'backend_restore']
+	if 'dmesg' in cfg.expect:
+		names.append('dmesg_says:' + cfg.expect['dmesg'])
+	return names
+
+
+# The kselftest programs a boot must run, as the runner names them, with
+# the kselftest_harness binary whose tests each runs (under the install
+# folder).
+KSELFTESTS = {'dma_dirty:test_dma_dirty.sh': 'dma_dirty/dma_dirty_test'}
+
+# The KUnit suites are read from these sources; this one must be among them.
+KUNIT_SOURCES = ('kernel/dma/*kunit*.c',)
+KUNIT_SUITE = 'dma_mark_dirty'
+
+
+@dataclass
+class Expect:
+	"""What one boot must report; fewer results fail it."""
+	boot: List[str]
+	# program (runner's name) -> its number of tests
+	kselftest: Dict[str, int] = field(default_factory=dict)
+	# KUnit suite -> least number of cases its plan may announce
+	kunit: Dict[str, int] = field(default_factory=dict)
+
+
+def harness_test_count(listing: str) -> int:
+	"""The number of tests a kselftest_harness binary runs, from its "-l".
+
+	Each fixture runs each of its tests once per variant (once if it has
+	none).  The listing is a table: "FIXTURE VARIANT TEST" in columns of
+	20 and 25 characters, the fixture named on its first row only,
+	fixtures separated by a line of dashes.
+	"""
+	total = 0
+	variants = tests = 0
+	seen_header = False
+	for line in listing.splitlines() + ['-' * 10]:
+		if line.startswith('# FIXTURE'):
+			seen_header = True
+			continue
+		if not seen_header or not line.strip():
+			continue
+		if set(line.strip()) == {'-'}:
+			total += max(variants, 1) * tests
+			variants = tests = 0
+			continue
+		if len(line) > 46 and (line[20] != ' ' or line[46] != ' ') or \
+				len(line) > 20 and line[20] != ' ':
+			raise SetupError('cannot read this "-l" line (a name longer '
+					 'than its column?): %r' % line)
+		if line[21:46].strip():
+			variants += 1
+		if line[47:].strip():
+			tests += 1
+	if not seen_header:
+		raise SetupError('no test list in the "-l" output: %r'
+				 % listing[:200])
+	return total
+
+
+def kselftest_counts(paths: Paths) -> Dict[str, int]:
+	"""How many tests each kselftest program runs, from the built binary."""
+	install = os.path.join(paths.kselftest, 'install')
+	listed = os.path.join(install, 'kselftest-list.txt')
+	if not os.path.exists(listed):
+		raise SetupError('%s is missing: run "make kselftests"' % listed)
+	with open(listed) as f:
+		programs = sorted(l.strip() for l in f if l.strip())
+	if programs != sorted(KSELFTESTS):
+		raise SetupError('%s lists %s; the harness knows %s' % (
+			listed, ', '.join(programs) or 'nothing',
+			', '.join(sorted(KSELFTESTS))))
+	counts = {}
+	for prog, binary in KSELFTESTS.items():
+		path = os.path.join(install, binary)
+		if not os.access(path, os.X_OK):
+			raise SetupError('%s is missing: run "make kselftests"'
+					 % path)
+		# The binary is static: it runs on the host.  "-l" lists the
+		# tests on stderr and exits with KSFT_SKIP (4).
+		out = subprocess.run([path, '-l'], capture_output=True,
+				     text=True, timeout=30)
+		n = harness_test_count(out.stderr)
+		if n <= 0:
+			raise SetupError('%s -l lists no test' % path)
+		counts[prog] = n
+	return counts
+
+
+def kunit_suites(source: str) -> Dict[str, int]:
+	"""Suite name -> number of KUNIT_CASE entries, from a C source."""
+	arrays: Dict[str, int] = {}
+	for m in re.finditer(r'struct\s+kunit_case\s+(\w+)\s*\[\s*\]\s*=\s*'
+			     r'\{(.*?)\};', source, re.S):
+		arrays[m.group(1)] = len(re.findall(r'\bKUNIT_CASE\w*\s*\(',
+						   m.group(2)))
+	suites = {}
+	for m in re.finditer(r'struct\s+kunit_suite\s+\w+\s*=\s*\{(.*?)\};',
+			     source, re.S):
+		name = re.search(r'\.name\s*=\s*"([^"]+)"', m.group(1))
+		cases = re.search(r'\.test_cases\s*=\s*(\w+)', m.group(1))
+		if name and cases and cases.group(1) in arrays:
+			suites[name.group(1)] = arrays[cases.group(1)]
+	return suites
+
+
+def kunit_counts(paths: Paths) -> Dict[str, int]:
+	"""The series' KUnit suites and their number of cases, from the tree."""
+	suites: Dict[str, int] = {}
+	for pattern in KUNIT_SOURCES:
+		for path in sorted(glob.glob(os.path.join(paths.tree, pattern))):
+			with open(path, errors='replace') as f:
+				suites.update(kunit_suites(f.read()))
+	if not suites.get(KUNIT_SUITE):
+		raise SetupError('no KUnit suite "%s" with cases in %s' % (
+			KUNIT_SUITE, ', '.join(os.path.join(paths.tree, p)
+					      for p in KUNIT_SOURCES)))
+	return suites
+
+
+def expectations(cfg: BootConfig, kselftests: Dict[str, int],
+		 kunit: Dict[str, int]) -> Expect:
+	"""What boot @cfg must report, given the built tests."""
+	return Expect(boot_checks(cfg), dict(kselftests),
+		      dict(kunit) if cfg.kunit else {})
+
+
 # Kernel reports that fail a boot even when every test in it passed.
 # DMA_API_DEBUG reports are WARNINGs.
 SPLATS = ('WARNING:', 'BUG:', 'KASAN:', 'UBSAN:', 'Oops:',
@@ -123,11 +257,37 @@ def _run(cmd: List[str], **kw) -> subprocess.CompletedProcess:
 	return subprocess.run(cmd, check=True, **kw)
 
 
-def build_initramfs(paths: Paths, out: str, extra: List[str] = ()) -> None:
+def missing_test_pieces(paths: Paths) -> List[str]:
+	"""What the test boots need in the initramfs and the build lacks."""
+	missing = []
+	mods = glob.glob(os.path.join(paths.modules, 'lib', 'modules', '*'))
+	if len(mods) != 1:
+		missing.append('%s/lib/modules/RELEASE (make kernel)' % paths.modules)
+	else:
+		for f in ('modules.dep', 'kernel/lib/test_dma_dirty.ko'):
+			if not os.path.exists(os.path.join(mods[0], f)):
+				missing.append('%s/%s (make kernel)' % (mods[0], f))
+	install = os.path.join(paths.kselftest, 'install')
+	for f in ['run_kselftest.sh', 'kselftest-list.txt',
+		  *[p.replace(':', '/', 1) for p in KSELFTESTS],
+		  *KSELFTESTS.values()]:
+		if not os.path.exists(os.path.join(install, f)):
+			missing.append('%s/%s (make kselftests)' % (install, f))
+	return missing
+
+
+def build_initramfs(paths: Paths, out: str, extra: List[str] = (),
+		    tests: bool = False) -> None:
 	"""Busybox, the guest scripts, the modules and the kselftests.
 
-	@extra files go to /dma-dirty/ in the guest.
+	@extra files go to /dma-dirty/ in the guest.  With @tests, the modules
+	and kselftests the test boots run must all be there.
 	"""
+	if tests:
+		missing = missing_test_pieces(paths)
+		if missing:
+			raise SetupError('the test initramfs would lack: ' +
+					 ', '.join(missing))
 	busybox = shutil.which('busybox') or '/bin/busybox'
 	if not os.path.exists(busybox):
 		raise SetupError('busybox is missing: run "make deps" '

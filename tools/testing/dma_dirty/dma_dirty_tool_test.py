@@ -2,8 +2,11 @@
 # SPDX-License-Identifier: GPL-2.0
 """Unit tests for the dma-dirty harness's own parsing."""
 
+import contextlib
+import io
 import os
 import sys
+import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -135,6 +138,267 @@ class SectionsTest(unittest.TestCase):
 		_, done = dma_dirty.split_sections(
 			['# dma-dirty: section boot', 'ok 1 a'])
 		self.assertFalse(done)
+
+
+def harness_listing(fixtures):
+	"""A "-l" listing as kselftest_harness.h prints it."""
+	out = ['%-20s %-25s %s' % ('# FIXTURE', 'VARIANT', 'TEST')]
+	for i, (fixture, variants, tests) in enumerate(fixtures):
+		if i:
+			out.append('-' * 80)
+		for row in range(max(len(variants), len(tests))):
+			out.append('%-20s %-25s %s' % (
+				fixture if row == 0 else '',
+				variants[row] if row < len(variants) else '',
+				tests[row] if row < len(tests) else ''))
+	return '\n'.join(out) + '\n'
+
+
+class ExpectationsTest(unittest.TestCase):
+
+	def test_harness_count_variants_times_tests(self):
+		listing = harness_listing([
+			('tdd', ['from_device', 'bidirectional', 'to_device'],
+			 ['t%d' % i for i in range(15)]),
+			('plain', [], ['a', 'b']),
+			('one', ['v1', 'v2', 'v3', 'v4'], ['x'])])
+		self.assertEqual(kernel.harness_test_count(listing),
+				 3 * 15 + 2 + 4)
+
+	def test_harness_count_refuses_what_it_cannot_read(self):
+		with self.assertRaises(kernel.SetupError):
+			kernel.harness_test_count('Usage: x [-h|-l]\n')
+		with self.assertRaises(kernel.SetupError):
+			kernel.harness_test_count(harness_listing(
+				[('a_fixture_name_too_long', ['v'], ['t'])]))
+
+	def test_kunit_cases_counted_per_suite(self):
+		src = '''
+static struct kunit_case one_cases[] = {
+	KUNIT_CASE_PARAM(a, a_gen_params),
+	KUNIT_CASE(b),
+	KUNIT_CASE_SLOW(c),
+	{}
+};
+static struct kunit_case two_cases[] = {
+	KUNIT_CASE(d),
+	{}
+};
+static struct kunit_suite one = {
+	.name = "dma_mark_dirty",
+	.test_cases = one_cases,
+};
+static struct kunit_suite two = {
+	.name = "dma_mark_dirty_hooks",
+	.init = x,
+	.test_cases = two_cases,
+};
+kunit_test_suites(&one, &two);
+'''
+		self.assertEqual(kernel.kunit_suites(src),
+				 {'dma_mark_dirty': 3, 'dma_mark_dirty_hooks': 1})
+
+	def test_kunit_count_of_the_tree(self):
+		# The repository's source, as the assembled tree has it.
+		top = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+				   '..', '..', '..')
+		with open(os.path.join(top, 'kernel', 'dma',
+				       'dirty_kunit.c')) as f:
+			suites = kernel.kunit_suites(f.read())
+		self.assertGreater(suites.get(kernel.KUNIT_SUITE, 0), 0)
+
+	def test_initramfs_without_tests_is_an_error(self):
+		with tempfile.TemporaryDirectory() as d:
+			paths = kernel.Paths(d)
+			# Modules installed, but not the test driver.
+			rel = os.path.join(paths.modules, 'lib', 'modules', 'r')
+			os.makedirs(rel)
+			open(os.path.join(rel, 'modules.dep'), 'w').close()
+			with self.assertRaises(kernel.SetupError) as e:
+				kernel.build_initramfs(paths, os.path.join(d, 'i.gz'),
+						       tests=True)
+			self.assertIn('make kselftests', str(e.exception))
+			self.assertIn('test_dma_dirty.ko', str(e.exception))
+
+
+KSFT_PROG = 'dma_dirty:test_dma_dirty.sh'
+
+
+def boot_log(boot=None, kunit=None, kselftest=None, done=True):
+	"""A results log as guest/init writes it; None leaves a section out."""
+	out = []
+	for name, body in (('boot', boot), ('kunit', kunit),
+			   ('kselftest', kselftest)):
+		if body is not None:
+			out.append('# dma-dirty: section ' + name)
+			out += body.splitlines()
+	if done:
+		out.append('# dma-dirty: done')
+	return out
+
+
+def boot_section(names):
+	return '\n'.join(['TAP version 13', '1..%d' % len(names)] +
+			 ['ok %d %s' % (i + 1, n) for i, n in enumerate(names)])
+
+
+def kunit_section(cases, plan=None, suite='dma_mark_dirty'):
+	plan = len(cases) if plan is None else plan
+	return '\n'.join(['KTAP version 1', '1..1', '    KTAP version 1',
+			  '    # Subtest: ' + suite, '    1..%d' % plan] +
+			 ['    ok %d %s' % (i + 1, c)
+			  for i, c in enumerate(cases)] +
+			 ['ok 1 ' + suite])
+
+
+def kselftest_section(tests, plan=None):
+	plan = len(tests) if plan is None else plan
+	out = ['TAP version 13', '1..1',
+	       '# selftests: dma_dirty: test_dma_dirty.sh',
+	       '# TAP version 13', '# 1..%d' % plan]
+	for i, t in enumerate(tests):
+		out.append('# ok %d %s' % (i + 1, t))
+	out.append('ok 1 selftests: dma_dirty: test_dma_dirty.sh')
+	return '\n'.join(out)
+
+
+SKIPPED_SCRIPT = '''TAP version 13
+1..1
+# selftests: dma_dirty: test_dma_dirty.sh
+# # SKIP: cannot load test_dma_dirty (CONFIG_TEST_DMA_DIRTY=m)
+ok 1 selftests: dma_dirty: test_dma_dirty.sh # SKIP
+'''
+
+TESTS = ['tdd.from_device.a', 'tdd.to_device.a',
+	 'tdd.to_device.path_matches_boot # SKIP nothing is marked for DMA_TO_DEVICE']
+
+
+class JudgeTest(unittest.TestCase):
+	"""A boot that tested less than it must is a failure."""
+
+	cfg = [c for c in kernel.BOOT_CONFIGS if c.kunit][0]
+
+	def expect(self, ksft=3, kunit=2):
+		return kernel.expectations(self.cfg, {KSFT_PROG: ksft},
+					   {'dma_mark_dirty': kunit})
+
+	def judge(self, lines, expect):
+		sections, _ = dma_dirty.split_sections(lines)
+		return {n: r for n, r in dma_dirty.judge(sections, expect)}
+
+	def failures(self, lines, expect=None):
+		expect = self.expect() if expect is None else expect
+		return sorted(n for n, r in self.judge(lines, expect).items()
+			      if r.status == Status.FAIL)
+
+	def good(self, **kw):
+		parts = dict(boot=boot_section(kernel.boot_checks(self.cfg)),
+			     kunit=kunit_section(['a', 'b']),
+			     kselftest=kselftest_section(TESTS))
+		parts.update(kw)
+		return boot_log(**parts)
+
+	def test_complete_boot_passes(self):
+		got = self.judge(self.good(), self.expect())
+		self.assertFalse([n for n, r in got.items()
+				  if r.status == Status.FAIL])
+		skipped = [n for n, r in got.items() if r.status == Status.SKIP]
+		self.assertEqual(skipped, ['kselftest.%s.tdd.to_device.path_matches_boot'
+					   % KSFT_PROG])
+
+	def test_whole_script_skip_fails(self):
+		self.assertEqual(self.failures(self.good(kselftest=SKIPPED_SCRIPT)),
+				 ['kselftest.' + KSFT_PROG,
+				  'kselftest.%s.<count>' % KSFT_PROG])
+
+	def test_empty_kselftest_plan_fails(self):
+		got = self.failures(self.good(
+			kselftest='TAP version 13\n1..0 # SKIP no kselftests installed\n'))
+		self.assertIn('kselftest.<plan>', got)
+		self.assertIn('kselftest.' + KSFT_PROG, got)
+
+	def test_missing_sections_fail(self):
+		self.assertEqual(self.failures(self.good(kselftest=None)),
+				 ['kselftest'])
+		self.assertEqual(self.failures(self.good(boot=None)), ['boot'])
+		self.assertEqual(self.failures(self.good(kunit=None)), ['kunit'])
+		# Without expectations (parse), boot and kselftest still must be.
+		sections, _ = dma_dirty.split_sections(boot_log())
+		self.assertEqual(sorted(n for n, _ in dma_dirty.judge(sections)),
+				 ['boot', 'kselftest'])
+
+	def test_kunit_not_required_where_it_does_not_run(self):
+		cfg = [c for c in kernel.BOOT_CONFIGS if not c.kunit][0]
+		expect = kernel.expectations(cfg, {KSFT_PROG: 3},
+					     {'dma_mark_dirty': 2})
+		lines = boot_log(boot=boot_section(kernel.boot_checks(cfg)),
+				 kselftest=kselftest_section(TESTS))
+		self.assertEqual(self.failures(lines, expect), [])
+
+	def test_fewer_kselftests_than_built_fail(self):
+		# The binary planned and ran 3, but the one built has 4.
+		self.assertEqual(self.failures(self.good(), self.expect(ksft=4)),
+				 ['kselftest.%s.<count>' % KSFT_PROG])
+		# Stopped after 2 of 3.
+		got = self.failures(self.good(
+			kselftest=kselftest_section(TESTS[:2], plan=3)))
+		self.assertIn('kselftest.%s.<count>' % KSFT_PROG, got)
+
+	def test_kunit_suite_must_run_with_its_cases(self):
+		self.assertEqual(self.failures(self.good(
+			kunit='KTAP version 1\n1..0\n')),
+			['kunit.<plan>', 'kunit.dma_mark_dirty'])
+		self.assertEqual(self.failures(self.good(
+			kunit=kunit_section(['a', 'b'], suite='other'))),
+			['kunit.dma_mark_dirty'])
+		# A suite with fewer cases than its source.
+		self.assertEqual(self.failures(self.good(), self.expect(kunit=3)),
+				 ['kunit.dma_mark_dirty.<count>'])
+		self.assertEqual(self.failures(self.good(
+			kunit=kunit_section([], plan=0))),
+			['kunit.dma_mark_dirty.<count>',
+			 'kunit.dma_mark_dirty.<plan>'])
+
+	def test_missing_boot_check_fails(self):
+		names = kernel.boot_checks(self.cfg)
+		self.assertIn('backend_write', names)
+		got = self.failures(self.good(boot=boot_section(
+			[n for n in names if n != 'backend_write'])))
+		self.assertEqual(got, ['boot.backend_write'])
+
+	def test_skip_not_on_the_list_fails(self):
+		tests = TESTS[:2] + ['tdd.to_device.path_matches_boot # SKIP DMA_DIRTY_EXPECT_PATH is not set']
+		got = self.judge(self.good(kselftest=kselftest_section(tests)),
+				 self.expect())
+		res = got['kselftest.%s.tdd.to_device.path_matches_boot'
+			  % KSFT_PROG]
+		self.assertEqual(res.status, Status.FAIL)
+		self.assertIn('DMA_DIRTY_EXPECT_PATH is not set', res.reason)
+		tests = TESTS[:2] + ['tdd.from_device.path_matches_boot # SKIP nothing is marked for DMA_TO_DEVICE']
+		self.assertIn('kselftest.%s.tdd.from_device.path_matches_boot'
+			      % KSFT_PROG, self.failures(
+				      self.good(kselftest=kselftest_section(tests))))
+
+	def test_allowed_skips_say_why(self):
+		for name, reason, why in dma_dirty.ALLOWED_SKIPS:
+			self.assertTrue(name and reason and len(why) > 20)
+		self.assertLessEqual(len(dma_dirty.ALLOWED_SKIPS), 5)
+
+	def test_results_log_counts(self):
+		with tempfile.TemporaryDirectory() as d:
+			path = os.path.join(d, 'plain.results.log')
+			with open(path, 'w') as f:
+				f.write('\n'.join(self.good(
+					kselftest=SKIPPED_SCRIPT)) + '\n')
+			counts = parser.Counts()
+			with contextlib.redirect_stdout(io.StringIO()) as out:
+				done, _ = dma_dirty.results_of('plain: ', path,
+							       counts,
+							       self.expect())
+			self.assertTrue(done)
+			self.assertEqual((counts.failed, counts.skipped), (2, 0))
+			self.assertIn('not ok  plain: kselftest.%s # skipped'
+				      % KSFT_PROG, out.getvalue())
 
 
 if __name__ == '__main__':
