@@ -220,6 +220,24 @@ kunit_test_suites(&one, &two);
 			self.assertIn('make kselftests', str(e.exception))
 			self.assertIn('test_dma_dirty.ko', str(e.exception))
 
+	def test_boot_configs_follow_auto_off(self):
+		names = {c.name: c for c in kernel.BOOT_CONFIGS}
+		for c in kernel.BOOT_CONFIGS:
+			params = [a for a in c.append
+				  if a.startswith('dma_mark_dirty=')]
+			self.assertNotIn('dma_mark_dirty=kvm', params)
+			if c.expect.get('backend') == 'touch':
+				self.assertEqual(params, ['dma_mark_dirty=touch'],
+						 c.name)
+		self.assertEqual(names['default'].expect,
+				 {'backend': 'off', 'path': 'off'})
+		self.assertFalse([a for a in names['default'].append
+				  if a.startswith('dma_mark_dirty=')])
+		self.assertEqual(names['default'].cpu_flags, '')
+		self.assertEqual(names['baremetal'].expect['backend'], 'off')
+		self.assertTrue(names['baremetal'].expect['dmesg'].startswith(
+			'dma_mark_dirty=bogus:+no+such+backend'))
+
 
 KSFT_PROG = 'dma_dirty:test_dma_dirty.sh'
 
