@@ -14,7 +14,7 @@
 
 set -euo pipefail
 
-TREE=$1 OUT=$2 COVER=$3 VERSION=$4 TOP=$5
+TREE=$1 OUT=$(realpath -m "$2") COVER=$3 VERSION=$4 TOP=$5
 
 name=$(git -C "$TOP" config user.name || true)
 email=$(git -C "$TOP" config user.email || true)
