@@ -49,15 +49,16 @@ static struct {
 	bool active;
 } tdd_window;
 
-static void tdd_probe_mark(void *data, unsigned long pfn,
-			   unsigned long nr_pages, enum dma_dirty_path path)
+static void tdd_probe_mark(void *data, struct device *dev, phys_addr_t phys,
+			   size_t size, enum dma_dirty_path path)
 {
 	unsigned long first, last, base = READ_ONCE(tdd_window.base_pfn);
 
-	if (!READ_ONCE(tdd_window.active))
+	if (!READ_ONCE(tdd_window.active) || !size)
 		return;
-	first = max(pfn, base);
-	last = min(pfn + nr_pages, base + TDD_BUF_PAGES);
+	first = max_t(unsigned long, PHYS_PFN(phys), base);
+	last = min_t(unsigned long, PHYS_PFN(phys + size - 1) + 1,
+		     base + TDD_BUF_PAGES);
 	for (; first < last; first++)
 		atomic_inc(&tdd_window.count[first - base]);
 }
@@ -117,11 +118,12 @@ static int tdd_check(const struct tdd_cmd *c)
 		if (!c->seg[i].len || c->seg[i].offset >= TDD_DATA_BYTES ||
 		    c->seg[i].len > TDD_DATA_BYTES - c->seg[i].offset)
 			return -EINVAL;
-	if (c->op == TDD_SYNC_SINGLE &&
+	if ((c->op == TDD_SYNC_SINGLE || c->op == TDD_NEED_SYNC) &&
 	    (!c->sync.len || c->sync.offset >= c->seg[0].len ||
 	     c->sync.len > c->seg[0].len - c->sync.offset))
 		return -EINVAL;
-	if ((c->op == TDD_SYNC_SINGLE || c->op == TDD_SYNC_SG) &&
+	if ((c->op == TDD_SYNC_SINGLE || c->op == TDD_SYNC_SG ||
+	     c->op == TDD_NEED_SYNC) &&
 	    (!c->reps || c->reps > TDD_MAX_REPS))
 		return -EINVAL;
 	return 0;
@@ -157,7 +159,30 @@ static int tdd_single(struct tdd *t, struct tdd_cmd *c, u8 *data,
 	}
 	c->bounced = tdd_bounced(t, dma, phys);
 
-	if (c->op == TDD_SYNC_SINGLE) {
+	if (c->op == TDD_NEED_SYNC) {
+		/*
+		 * The page_pool pattern: a long-lived mapping, synced only
+		 * when dma_need_sync() says so.
+		 */
+		c->need_sync = dma_need_sync(t->dev, dma);
+		for (r = 0; r < c->reps; r++) {
+			u8 val = 0x40 + r;
+
+			if (tdd_writes(c->dir))
+				tdd_device_write(t, dma + c->sync.offset,
+						 c->sync.len, val);
+			if (!c->need_sync)
+				continue;
+			dma_sync_single_range_for_cpu(t->dev, dma, c->sync.offset,
+						      c->sync.len, c->dir);
+			if (tdd_writes(c->dir))
+				ok &= tdd_cpu_sees(cpu + c->sync.offset,
+						   c->sync.len, val);
+			dma_sync_single_range_for_device(t->dev, dma,
+							 c->sync.offset,
+							 c->sync.len, c->dir);
+		}
+	} else if (c->op == TDD_SYNC_SINGLE) {
 		for (r = 0; r < c->reps; r++) {
 			u8 val = 0x40 + r;
 
@@ -177,12 +202,14 @@ static int tdd_single(struct tdd *t, struct tdd_cmd *c, u8 *data,
 		tdd_device_write(t, dma, s->len, 0xa5);
 	}
 
-	if (c->op == TDD_MAP_PAGE || c->op == TDD_SYNC_SINGLE)
+	if (c->op == TDD_MAP_PAGE || c->op == TDD_SYNC_SINGLE ||
+	    c->op == TDD_NEED_SYNC)
 		dma_unmap_page_attrs(t->dev, dma, s->len, c->dir, attrs);
 	else
 		dma_unmap_single_attrs(t->dev, dma, s->len, c->dir, attrs);
 
-	if (c->op != TDD_SYNC_SINGLE && tdd_writes(c->dir) &&
+	if (c->op != TDD_SYNC_SINGLE && c->op != TDD_NEED_SYNC &&
+	    tdd_writes(c->dir) &&
 	    !(attrs & DMA_ATTR_SKIP_CPU_SYNC))
 		ok &= tdd_cpu_sees(cpu, s->len, 0xa5);
 	c->data_ok = ok;
@@ -276,6 +303,7 @@ static int tdd_run(struct tdd *t, struct tdd_cmd *c)
 	c->bounced_segs = 0;
 	c->mappings = 0;
 	c->data_ok = 0;
+	c->need_sync = 0;
 	if (c->op == TDD_MAP_SG || c->op == TDD_SYNC_SG)
 		ret = tdd_sg(t, c, data, page, attrs);
 	else

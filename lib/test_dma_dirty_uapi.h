@@ -30,6 +30,11 @@ enum tdd_op {
 	/* map sg, @reps x (device write, sync sg for CPU and device), unmap */
 	TDD_SYNC_SG,
 	TDD_MAP_RESOURCE,	/* dma_map_resource(), dma_unmap_resource() */
+	/*
+	 * map, @reps x (device write, then sync range for CPU and device if
+	 * dma_need_sync() says so, which it reports in @need_sync), unmap
+	 */
+	TDD_NEED_SYNC,
 	TDD_NR_OPS,
 };
 
@@ -65,6 +70,7 @@ struct tdd_cmd {
 	__u32 bounced_segs;	/* sg: bit n set when seg[n] was bounced */
 	__u32 mappings;		/* mappings made (sg: mapped segments) */
 	__u32 data_ok;		/* the CPU saw every byte the device wrote */
+	__u32 need_sync;	/* TDD_NEED_SYNC: what dma_need_sync() said */
 };
 
 #define TEST_DMA_DIRTY_RUN	_IOWR('D', 0x60, struct tdd_cmd)

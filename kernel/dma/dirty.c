@@ -4,89 +4,185 @@
  *
  * A hypervisor doing pre-copy migration re-sends the pages it saw change,
  * but it does not see a pass-through device writing guest memory.  The DMA
- * API knows when a device has written a buffer: when the buffer is unmapped
- * or synced for the CPU.  At that point every page of the buffer is reported
- * to the hypervisor by the active backend:
+ * API knows when a device may have written a buffer: when the buffer is
+ * unmapped or synced for the CPU.  At that point the pages of the buffer
+ * are reported to the hypervisor by the active backend:
  *
- *   touch: a locked add of zero to one word of each page.  The value never
- *          changes and a racing CPU write is never lost, but the write
- *          faults or is logged like any other guest write.
- *   off:   nothing.
+ *   touch: a locked read-modify-write that does not change the value of
+ *          one byte inside the buffer on each page.  A racing CPU store is
+ *          never lost, and the write faults or is logged like any other
+ *          guest write.
+ *   off:   nothing; each hook is one patched-out branch.
  *
- * A paravirtual backend registers itself through dma_mark_dirty_register()
- * before the backend is chosen at core_initcall time.
+ * Paravirtual backends register with dma_mark_dirty_register().  The
+ * backend is chosen with dma_mark_dirty= at boot ("auto" takes a registered
+ * paravirtual backend, else "off") and can be switched at runtime through
+ * debugfs.
  */
 
 #define pr_fmt(fmt) "dma_mark_dirty: " fmt
 
 #include <linux/debugfs.h>
+#include <linux/device.h>
 #include <linux/dma-dirty.h>
+#include <linux/dma-map-ops.h>
 #include <linux/highmem.h>
 #include <linux/init.h>
+#include <linux/instrumented.h>
+#include <linux/list.h>
+#include <linux/mm.h>
+#include <linux/mutex.h>
 #include <linux/overflow.h>
 #include <linux/percpu.h>
+#include <linux/rcupdate.h>
+#include <linux/scatterlist.h>
+#include <linux/static_call.h>
 #include <linux/string.h>
+#include <linux/swiotlb.h>
+#include <linux/uaccess.h>
 #include <asm/dma-dirty.h>
 #include <kunit/visibility.h>
+
+#include "dirty.h"
 
 #define CREATE_TRACE_POINTS
 #include <trace/events/dma_dirty.h>
 
-#include "dirty.h"
-
 EXPORT_TRACEPOINT_SYMBOL_GPL(dma_mark_dirty);
 
-DEFINE_STATIC_KEY_FALSE(dma_mark_dirty_active);
-EXPORT_SYMBOL_GPL(dma_mark_dirty_active);
+DEFINE_STATIC_KEY_FALSE(dma_mark_dirty_key);
+EXPORT_SYMBOL_GPL(dma_mark_dirty_key);
 
+/* Gate of a backend that has none: reports are always needed. */
+static const u32 dma_dirty_always = 1;
+const u32 *dma_dirty_gate __read_mostly = &dma_dirty_always;
+
+/* Ranges handed to the backend in one call. */
+#define DMA_DIRTY_BATCH		16
+
+static void dma_dirty_touch(struct device *dev,
+			    const struct dma_dirty_range *ranges,
+			    unsigned int nr);
+
+DEFINE_STATIC_CALL(dma_dirty_mark, dma_dirty_touch);
+
+#ifdef CONFIG_DEBUG_FS
 struct dma_dirty_stats {
 	u64 calls[DMA_DIRTY_NR_PATHS];
 	u64 pages[DMA_DIRTY_NR_PATHS];
+	u64 skipped;		/* pages that are not ordinary RAM */
+	u64 touch_faults;	/* touches that faulted (read-only page) */
 };
 
 static DEFINE_PER_CPU(struct dma_dirty_stats, dma_dirty_stats);
 
-static void dma_dirty_touch(unsigned long pfn, unsigned long nr_pages)
+static void dma_dirty_count(enum dma_dirty_path path, unsigned long pages)
 {
-	for (; nr_pages; nr_pages--, pfn++) {
-		atomic_long_t *word = kmap_local_pfn(pfn);
+	this_cpu_inc(dma_dirty_stats.calls[path]);
+	this_cpu_add(dma_dirty_stats.pages[path], pages);
+}
 
-		/* A locked RMW: no concurrent CPU store can be lost. */
-		atomic_long_add(0, word);
-		kunmap_local(word);
+static void dma_dirty_count_skipped(unsigned long pages)
+{
+	this_cpu_add(dma_dirty_stats.skipped, pages);
+}
+
+static void dma_dirty_count_fault(void)
+{
+	this_cpu_inc(dma_dirty_stats.touch_faults);
+}
+
+VISIBLE_IF_KUNIT void dma_dirty_read_stats(struct dma_dirty_totals *t)
+{
+	int cpu, i;
+
+	memset(t, 0, sizeof(*t));
+	for_each_possible_cpu(cpu) {
+		struct dma_dirty_stats *st = per_cpu_ptr(&dma_dirty_stats, cpu);
+
+		for (i = 0; i < DMA_DIRTY_NR_PATHS; i++) {
+			t->calls[i] += READ_ONCE(st->calls[i]);
+			t->pages[i] += READ_ONCE(st->pages[i]);
+		}
+		t->skipped += READ_ONCE(st->skipped);
+		t->touch_faults += READ_ONCE(st->touch_faults);
+	}
+}
+EXPORT_SYMBOL_IF_KUNIT(dma_dirty_read_stats);
+#else
+static inline void dma_dirty_count(enum dma_dirty_path path,
+				   unsigned long pages)
+{
+}
+
+static inline void dma_dirty_count_skipped(unsigned long pages)
+{
+}
+
+static inline void dma_dirty_count_fault(void)
+{
+}
+#endif /* CONFIG_DEBUG_FS */
+
+/*
+ * The touch backend: one byte per page, inside the buffer (at its start on
+ * the first page, at the page start on the others), so nothing outside
+ * [phys, phys + size) is accessed.  The access is an atomic read-modify-write
+ * of that byte, which is what the instrumentation is told.
+ */
+static void dma_dirty_touch(struct device *dev,
+			    const struct dma_dirty_range *ranges,
+			    unsigned int nr)
+{
+	unsigned int i;
+
+	for (i = 0; i < nr; i++) {
+		phys_addr_t phys = ranges[i].phys;
+		unsigned long pfn = PHYS_PFN(phys);
+		unsigned long last = PHYS_PFN(phys + ranges[i].size - 1);
+		unsigned int offset = offset_in_page(phys);
+
+		for (; pfn <= last; pfn++, offset = 0) {
+			u8 *p = (u8 *)kmap_local_pfn(pfn) + offset;
+
+			instrument_atomic_read_write(p, 1);
+			if (!arch_dma_dirty_touch(p)) {
+				dma_dirty_count_fault();
+				pr_warn_once("%s: page 0x%lx is read-only, not marked dirty\n",
+					     dev ? dev_name(dev) : "?", pfn);
+			}
+			kunmap_local(p);
+		}
 	}
 }
 
-static void dma_dirty_off(unsigned long pfn, unsigned long nr_pages)
+static void dma_dirty_none(struct device *dev,
+			   const struct dma_dirty_range *ranges,
+			   unsigned int nr)
 {
 }
 
-static const struct dma_dirty_backend dma_dirty_backend_touch = {
+static struct dma_dirty_backend dma_dirty_backend_off = {
+	.name = "off",
+	.mark = dma_dirty_none,
+};
+
+static struct dma_dirty_backend dma_dirty_backend_touch = {
 	.name = "touch",
 	.mark = dma_dirty_touch,
 };
 
-static const struct dma_dirty_backend dma_dirty_backend_off = {
-	.name = "off",
-	.mark = dma_dirty_off,
-};
-
-#define DMA_DIRTY_MAX_BACKENDS	4
-#define DMA_DIRTY_NR_BUILTIN	2	/* off, touch; then registered ones */
-
-static const struct dma_dirty_backend *dma_dirty_backends[DMA_DIRTY_MAX_BACKENDS] = {
-	&dma_dirty_backend_off,
-	&dma_dirty_backend_touch,
-};
-
-static const struct dma_dirty_backend *dma_dirty_backend = &dma_dirty_backend_off;
-static char dma_dirty_param[16] __initdata = "auto";
-static bool dma_dirty_chosen __ro_after_init;
+/* Registered paravirtual backends, in registration order. */
+static LIST_HEAD(dma_dirty_backends);
+/* Serialises switching and registration. */
+static DEFINE_MUTEX(dma_dirty_lock);
+static struct dma_dirty_backend *dma_dirty_backend = &dma_dirty_backend_off;
+static char dma_dirty_param[16] = "auto";
 
 /*
  * Compute the pages that [@phys, @phys + @size) touches.  Returns false when
  * there is none: an empty buffer, or one that wraps around the physical
- * address space (a caller bug, reported once).
+ * address space.
  */
 VISIBLE_IF_KUNIT bool dma_dirty_span(phys_addr_t phys, size_t size,
 				     unsigned long *pfn, unsigned long *nr_pages)
@@ -95,120 +191,299 @@ VISIBLE_IF_KUNIT bool dma_dirty_span(phys_addr_t phys, size_t size,
 
 	if (!size)
 		return false;
-	if (check_add_overflow(phys, (phys_addr_t)(size - 1), &last)) {
-		pr_err_once("buffer %pa + %zu wraps around, not marked\n",
-			    &phys, size);
+	if (check_add_overflow(phys, (phys_addr_t)(size - 1), &last))
 		return false;
-	}
 	*pfn = PHYS_PFN(phys);
 	*nr_pages = PHYS_PFN(last) - *pfn + 1;
 	return true;
 }
 EXPORT_SYMBOL_IF_KUNIT(dma_dirty_span);
 
-void __dma_mark_dirty(phys_addr_t phys, size_t size, enum dma_dirty_path path)
+/*
+ * Only ordinary RAM is reported: never a page frame without a memory map
+ * (MMIO, holes) nor ZONE_DEVICE memory (P2PDMA BARs, device-private pages).
+ */
+static bool dma_dirty_pfn_is_ram(unsigned long pfn)
+{
+	return pfn_valid(pfn) && !is_zone_device_page(pfn_to_page(pfn));
+}
+
+struct dma_dirty_batch {
+	struct device *dev;
+	enum dma_dirty_path path;
+	unsigned int nr;
+	struct dma_dirty_range ranges[DMA_DIRTY_BATCH];
+};
+
+static void dma_dirty_flush(struct dma_dirty_batch *b)
+{
+	unsigned int i;
+
+	if (!b->nr)
+		return;
+	for (i = 0; i < b->nr; i++)
+		trace_dma_mark_dirty(b->dev, b->ranges[i].phys,
+				     b->ranges[i].size, b->path);
+	static_call(dma_dirty_mark)(b->dev, b->ranges, b->nr);
+	b->nr = 0;
+}
+
+static void dma_dirty_add_range(struct dma_dirty_batch *b, phys_addr_t phys,
+				size_t size)
+{
+	struct dma_dirty_range *prev = b->nr ? &b->ranges[b->nr - 1] : NULL;
+
+	if (prev && prev->phys + prev->size == phys) {
+		prev->size += size;
+		return;
+	}
+	if (b->nr == DMA_DIRTY_BATCH)
+		dma_dirty_flush(b);
+	b->ranges[b->nr].phys = phys;
+	b->ranges[b->nr].size = size;
+	b->nr++;
+}
+
+/*
+ * Add the RAM parts of [@phys, @phys + @size) to @b, page by page, so that a
+ * buffer that runs into non-RAM is cut there and still reported byte-exact.
+ * Returns the number of pages added.
+ */
+static unsigned long dma_dirty_add(struct dma_dirty_batch *b, phys_addr_t phys,
+				   size_t size)
+{
+	unsigned long pfn, nr_pages, added = 0;
+	phys_addr_t start = phys;
+	size_t len = 0;
+
+	if (!dma_dirty_span(phys, size, &pfn, &nr_pages)) {
+		if (size)
+			pr_err_once("buffer %pa + %zu wraps around, not marked\n",
+				    &phys, size);
+		return 0;
+	}
+
+	for (; nr_pages; nr_pages--, pfn++) {
+		size_t chunk = min_t(u64, size, PAGE_SIZE - offset_in_page(phys));
+
+		if (dma_dirty_pfn_is_ram(pfn)) {
+			len += chunk;
+			added++;
+		} else {
+			if (len)
+				dma_dirty_add_range(b, start, len);
+			start = phys + chunk;
+			len = 0;
+			dma_dirty_count_skipped(1);
+		}
+		phys += chunk;
+		size -= chunk;
+	}
+	if (len)
+		dma_dirty_add_range(b, start, len);
+	return added;
+}
+
+static void dma_dirty_batch_init(struct dma_dirty_batch *b,
+				 struct device *dev, enum dma_dirty_path path)
+{
+	b->dev = dev;
+	b->path = path;
+	b->nr = 0;
+}
+
+static void dma_dirty_report(struct device *dev, phys_addr_t phys,
+			     size_t size, enum dma_dirty_path path)
+{
+	struct dma_dirty_batch b;
+
+	dma_dirty_batch_init(&b, dev, path);
+	/* A switch of backend waits for reports in flight (__dma_dirty_switch) */
+	rcu_read_lock();
+	dma_dirty_count(path, dma_dirty_add(&b, phys, size));
+	dma_dirty_flush(&b);
+	rcu_read_unlock();
+}
+
+/**
+ * __dma_dirty_mapped - report a buffer a device may have written
+ * @dev: the device
+ * @phys: CPU physical address the device wrote, through the mapping
+ * @size: length in bytes
+ * @path: the DMA-mapping layer reporting
+ *
+ * For the DMA-mapping layers, through dma_dirty_mapped().  A swiotlb bounce
+ * slot is only counted: swiotlb copies it to the original buffer with the
+ * CPU, a write the hypervisor already tracks, and the slot is dead once
+ * unmapped.
+ */
+void __dma_dirty_mapped(struct device *dev, phys_addr_t phys, size_t size,
+			enum dma_dirty_path path)
 {
 	unsigned long pfn, nr_pages;
 
-	if (!dma_dirty_span(phys, size, &pfn, &nr_pages))
+	if (swiotlb_find_pool(dev, phys)) {
+		if (dma_dirty_span(phys, size, &pfn, &nr_pages))
+			dma_dirty_count(DMA_DIRTY_SWIOTLB, nr_pages);
 		return;
+	}
+	dma_dirty_report(dev, phys, size, path);
+}
 
-	this_cpu_inc(dma_dirty_stats.calls[path]);
-	this_cpu_add(dma_dirty_stats.pages[path], nr_pages);
-	/*
-	 * The device wrote a swiotlb slot, and swiotlb copied it to the
-	 * original buffer with the CPU, which the hypervisor tracks by itself.
-	 * The slot is dead once unmapped, so there is nothing to report.
-	 */
-	if (path == DMA_DIRTY_SWIOTLB)
-		return;
+/**
+ * __dma_dirty_mapped_sg - report the entries of a scatterlist
+ * @dev: the device
+ * @sgl: the scatterlist, its CPU side (sg_phys(), ->length) describing the
+ *	buffers: it was not bounced
+ * @nents: number of entries
+ * @path: the DMA-mapping layer reporting
+ *
+ * One batch of ranges for the whole list; entries that are not RAM (P2PDMA
+ * pages) are left out.
+ */
+void __dma_dirty_mapped_sg(struct device *dev, struct scatterlist *sgl,
+			   int nents, enum dma_dirty_path path)
+{
+	struct dma_dirty_batch b;
+	struct scatterlist *sg;
+	unsigned long pages = 0;
+	int i;
 
-	trace_dma_mark_dirty(pfn, nr_pages, path);
-	READ_ONCE(dma_dirty_backend)->mark(pfn, nr_pages);
+	dma_dirty_batch_init(&b, dev, path);
+	rcu_read_lock();
+	for_each_sg(sgl, sg, nents, i)
+		pages += dma_dirty_add(&b, sg_phys(sg), sg->length);
+	dma_dirty_count(path, pages);
+	dma_dirty_flush(&b);
+	rcu_read_unlock();
+}
+
+/**
+ * __dma_mark_dirty - report a buffer for dma_mark_dirty()
+ * @dev: the device that wrote it
+ * @phys: CPU physical address
+ * @size: length in bytes
+ *
+ * Called by dma_mark_dirty() once the direction has been checked.
+ */
+void __dma_mark_dirty(struct device *dev, phys_addr_t phys, size_t size)
+{
+	if (READ_ONCE(*READ_ONCE(dma_dirty_gate)))
+		dma_dirty_report(dev, phys, size, DMA_DIRTY_CALLER);
 }
 EXPORT_SYMBOL_GPL(__dma_mark_dirty);
 
-/*
- * Make @backend the active one and return the previous one.  Switching to
- * "off" disables the hooks; switching away from it enables them.  The boot
- * code and the KUnit tests are the only callers.
- */
-VISIBLE_IF_KUNIT const struct dma_dirty_backend *
-dma_dirty_switch(const struct dma_dirty_backend *backend)
+/* Must hold dma_dirty_lock. */
+static void __dma_dirty_switch(struct dma_dirty_backend *backend)
 {
-	const struct dma_dirty_backend *old = dma_dirty_backend;
+	struct dma_dirty_backend *old = dma_dirty_backend;
 
+	if (backend == old)
+		return;
 	if (backend == &dma_dirty_backend_off) {
-		static_branch_disable(&dma_mark_dirty_active);
-		WRITE_ONCE(dma_dirty_backend, backend);
+		static_branch_disable(&dma_mark_dirty_key);
 	} else {
-		WRITE_ONCE(dma_dirty_backend, backend);
-		static_branch_enable(&dma_mark_dirty_active);
+		static_call_update(dma_dirty_mark, backend->mark);
+		WRITE_ONCE(dma_dirty_gate, backend->gate ?: &dma_dirty_always);
+		static_branch_enable(&dma_mark_dirty_key);
 	}
+	WRITE_ONCE(dma_dirty_backend, backend);
+	/*
+	 * The static key and the static call are patched on every CPU by now;
+	 * wait for the reports that started with the old backend, so that
+	 * the switch is complete everywhere when this returns.
+	 */
+	synchronize_rcu();
+	pr_info("backend %s (was %s)\n", backend->name, old->name);
+}
+
+/* Must hold dma_dirty_lock. */
+static struct dma_dirty_backend *__dma_dirty_find(const char *name)
+{
+	struct dma_dirty_backend *b;
+
+	if (!strcmp(name, dma_dirty_backend_off.name))
+		return &dma_dirty_backend_off;
+	if (!strcmp(name, dma_dirty_backend_touch.name))
+		return &dma_dirty_backend_touch;
+	list_for_each_entry(b, &dma_dirty_backends, list)
+		if (!strcmp(b->name, name))
+			return b;
+	return NULL;
+}
+
+#if IS_ENABLED(CONFIG_KUNIT)
+/*
+ * Make @backend the active one and return the previous one.  When this
+ * returns, no CPU reports through the previous backend any longer.
+ */
+struct dma_dirty_backend *dma_dirty_switch(struct dma_dirty_backend *backend)
+{
+	struct dma_dirty_backend *old;
+
+	mutex_lock(&dma_dirty_lock);
+	old = dma_dirty_backend;
+	__dma_dirty_switch(backend);
+	mutex_unlock(&dma_dirty_lock);
 	return old;
 }
 EXPORT_SYMBOL_IF_KUNIT(dma_dirty_switch);
 
-VISIBLE_IF_KUNIT const struct dma_dirty_backend *dma_dirty_current(void)
+struct dma_dirty_backend *dma_dirty_current(void)
 {
 	return READ_ONCE(dma_dirty_backend);
 }
 EXPORT_SYMBOL_IF_KUNIT(dma_dirty_current);
 
-VISIBLE_IF_KUNIT void dma_dirty_read_stats(u64 *calls, u64 *pages)
+struct dma_dirty_backend *dma_dirty_find(const char *name)
 {
-	int cpu, i;
+	struct dma_dirty_backend *b;
 
-	memset(calls, 0, sizeof(u64) * DMA_DIRTY_NR_PATHS);
-	memset(pages, 0, sizeof(u64) * DMA_DIRTY_NR_PATHS);
-	for_each_possible_cpu(cpu) {
-		struct dma_dirty_stats *st = per_cpu_ptr(&dma_dirty_stats, cpu);
-
-		for (i = 0; i < DMA_DIRTY_NR_PATHS; i++) {
-			calls[i] += READ_ONCE(st->calls[i]);
-			pages[i] += READ_ONCE(st->pages[i]);
-		}
-	}
-}
-EXPORT_SYMBOL_IF_KUNIT(dma_dirty_read_stats);
-
-VISIBLE_IF_KUNIT const struct dma_dirty_backend *dma_dirty_find(const char *name)
-{
-	int i;
-
-	for (i = 0; i < DMA_DIRTY_MAX_BACKENDS && dma_dirty_backends[i]; i++)
-		if (!strcmp(dma_dirty_backends[i]->name, name))
-			return dma_dirty_backends[i];
-	return NULL;
+	mutex_lock(&dma_dirty_lock);
+	b = __dma_dirty_find(name);
+	mutex_unlock(&dma_dirty_lock);
+	return b;
 }
 EXPORT_SYMBOL_IF_KUNIT(dma_dirty_find);
+#endif /* CONFIG_KUNIT */
+
+/* What "auto" means: the first paravirtual backend registered, else off. */
+static struct dma_dirty_backend *__dma_dirty_auto(void)
+{
+	return list_first_entry_or_null(&dma_dirty_backends,
+					struct dma_dirty_backend, list) ?:
+	       &dma_dirty_backend_off;
+}
 
 /**
- * dma_mark_dirty_register - offer a backend for dma_mark_dirty()
+ * dma_mark_dirty_register - offer a paravirtual backend for dma_mark_dirty()
  * @backend: the backend, which must stay valid forever
  *
- * Called by hypervisor-specific code during early boot, before the backend
- * is chosen.  "dma_mark_dirty=auto" prefers a registered backend to "touch";
- * "dma_mark_dirty=<name>" selects it by name.
+ * Called by hypervisor-specific code once it knows that the hypervisor
+ * offers the interface.  The backend becomes active at once if the boot
+ * parameter names it, or is "auto" and no other paravirtual backend is
+ * registered; otherwise it can be selected through debugfs.
  *
- * Return: 0, -EBUSY once the backend has been chosen, -EEXIST for a name
- * that is already registered, -ENOSPC when the table is full.
+ * Context: process context, may sleep.
+ * Return: 0, or -EEXIST for a name that is already taken.
  */
-int __init dma_mark_dirty_register(const struct dma_dirty_backend *backend)
+int dma_mark_dirty_register(struct dma_dirty_backend *backend)
 {
-	int i;
+	int ret = 0;
 
-	if (WARN_ON(dma_dirty_chosen))
-		return -EBUSY;
-	if (dma_dirty_find(backend->name))
-		return -EEXIST;
-	for (i = 0; i < DMA_DIRTY_MAX_BACKENDS; i++) {
-		if (!dma_dirty_backends[i]) {
-			dma_dirty_backends[i] = backend;
-			return 0;
-		}
+	mutex_lock(&dma_dirty_lock);
+	if (__dma_dirty_find(backend->name)) {
+		ret = -EEXIST;
+		goto out;
 	}
-	return -ENOSPC;
+	list_add_tail(&backend->list, &dma_dirty_backends);
+	if (!strcmp(dma_dirty_param, backend->name) ||
+	    (!strcmp(dma_dirty_param, "auto") &&
+	     __dma_dirty_auto() == backend))
+		__dma_dirty_switch(backend);
+out:
+	mutex_unlock(&dma_dirty_lock);
+	return ret;
 }
 
 static int __init dma_dirty_setup(char *str)
@@ -220,36 +495,27 @@ static int __init dma_dirty_setup(char *str)
 }
 early_param("dma_mark_dirty", dma_dirty_setup);
 
-/* The best backend available: a registered one, then touch under a hypervisor. */
-static const struct dma_dirty_backend * __init dma_dirty_auto(void)
-{
-	if (dma_dirty_backends[DMA_DIRTY_NR_BUILTIN])
-		return dma_dirty_backends[DMA_DIRTY_NR_BUILTIN];
-	if (arch_dma_mark_dirty_guest())
-		return &dma_dirty_backend_touch;
-	return &dma_dirty_backend_off;
-}
-
 /*
- * Runs before any driver sets a DMA mask, so dma_setup_need_sync() sees the
- * final state of the static key.
+ * Before any driver maps a buffer, so that every mapping made while a
+ * backend is wanted is reported.
  */
 static int __init dma_mark_dirty_init(void)
 {
-	const struct dma_dirty_backend *backend;
+	struct dma_dirty_backend *backend;
 
+	mutex_lock(&dma_dirty_lock);
 	if (!strcmp(dma_dirty_param, "auto")) {
-		backend = dma_dirty_auto();
+		backend = __dma_dirty_auto();
 	} else {
-		backend = dma_dirty_find(dma_dirty_param);
+		backend = __dma_dirty_find(dma_dirty_param);
 		if (!backend) {
-			backend = dma_dirty_auto();
-			pr_err("dma_mark_dirty=%s: no such backend here (expected off, touch, kvm or auto), using %s\n",
+			backend = __dma_dirty_auto();
+			pr_err("dma_mark_dirty=%s: no such backend (expected off, touch or auto), using %s\n",
 			       dma_dirty_param, backend->name);
 		}
 	}
-	dma_dirty_chosen = true;
-	dma_dirty_switch(backend);
+	__dma_dirty_switch(backend);
+	mutex_unlock(&dma_dirty_lock);
 	pr_info("backend %s (dma_mark_dirty=%s)\n", backend->name,
 		dma_dirty_param);
 	return 0;
@@ -266,37 +532,93 @@ static const char *const dma_dirty_path_names[DMA_DIRTY_NR_PATHS] = {
 
 static int dma_dirty_backend_show(struct seq_file *m, void *v)
 {
-	seq_printf(m, "%s\n", dma_dirty_current()->name);
+	seq_printf(m, "%s\n", READ_ONCE(dma_dirty_backend)->name);
 	return 0;
 }
-DEFINE_SHOW_ATTRIBUTE(dma_dirty_backend);
 
-/* debugfs file data: which counter of which path */
+static int dma_dirty_backend_open(struct inode *inode, struct file *file)
+{
+	return single_open(file, dma_dirty_backend_show, NULL);
+}
+
+/* Switch backends at runtime: write a backend's name. */
+static ssize_t dma_dirty_backend_write(struct file *file,
+				       const char __user *ubuf, size_t count,
+				       loff_t *ppos)
+{
+	struct dma_dirty_backend *backend;
+	char name[sizeof(dma_dirty_param)];
+
+	if (!count || count >= sizeof(name))
+		return -EINVAL;
+	if (copy_from_user(name, ubuf, count))
+		return -EFAULT;
+	name[count] = '\0';
+	strim(name);
+
+	mutex_lock(&dma_dirty_lock);
+	backend = __dma_dirty_find(name);
+	if (backend)
+		__dma_dirty_switch(backend);
+	mutex_unlock(&dma_dirty_lock);
+	return backend ? count : -EINVAL;
+}
+
+static const struct file_operations dma_dirty_backend_fops = {
+	.owner = THIS_MODULE,
+	.open = dma_dirty_backend_open,
+	.read = seq_read,
+	.llseek = seq_lseek,
+	.release = single_release,
+	.write = dma_dirty_backend_write,
+};
+
+/* debugfs file data: which counter */
 struct dma_dirty_counter {
-	enum dma_dirty_path path;
+	int path;		/* DMA_DIRTY_NR_PATHS: not a per-path counter */
 	bool pages;
+	u64 *(*other)(struct dma_dirty_totals *t);
 };
 
 static int dma_dirty_counter_get(void *data, u64 *val)
 {
 	const struct dma_dirty_counter *c = data;
-	u64 calls[DMA_DIRTY_NR_PATHS], pages[DMA_DIRTY_NR_PATHS];
+	struct dma_dirty_totals t;
 
-	dma_dirty_read_stats(calls, pages);
-	*val = c->pages ? pages[c->path] : calls[c->path];
+	dma_dirty_read_stats(&t);
+	if (c->other)
+		*val = *c->other(&t);
+	else
+		*val = c->pages ? t.pages[c->path] : t.calls[c->path];
 	return 0;
 }
 DEFINE_DEBUGFS_ATTRIBUTE(dma_dirty_counter_fops, dma_dirty_counter_get, NULL,
 			 "%llu\n");
 
+static u64 *dma_dirty_skipped(struct dma_dirty_totals *t)
+{
+	return &t->skipped;
+}
+
+static u64 *dma_dirty_touch_faults(struct dma_dirty_totals *t)
+{
+	return &t->touch_faults;
+}
+
 static struct dma_dirty_counter dma_dirty_counters[DMA_DIRTY_NR_PATHS][2];
+static struct dma_dirty_counter dma_dirty_counter_skipped = {
+	.other = dma_dirty_skipped,
+};
+static struct dma_dirty_counter dma_dirty_counter_faults = {
+	.other = dma_dirty_touch_faults,
+};
 
 static int __init dma_mark_dirty_debugfs_init(void)
 {
 	struct dentry *dir = debugfs_create_dir("dma_mark_dirty", NULL);
 	int i, pages;
 
-	debugfs_create_file("backend", 0400, dir, NULL, &dma_dirty_backend_fops);
+	debugfs_create_file("backend", 0600, dir, NULL, &dma_dirty_backend_fops);
 	for (i = 0; i < DMA_DIRTY_NR_PATHS; i++) {
 		for (pages = 0; pages < 2; pages++) {
 			struct dma_dirty_counter *c = &dma_dirty_counters[i][pages];
@@ -310,6 +632,12 @@ static int __init dma_mark_dirty_debugfs_init(void)
 						   &dma_dirty_counter_fops);
 		}
 	}
+	debugfs_create_file_unsafe("pages_skipped", 0400, dir,
+				   &dma_dirty_counter_skipped,
+				   &dma_dirty_counter_fops);
+	debugfs_create_file_unsafe("touch_faults", 0400, dir,
+				   &dma_dirty_counter_faults,
+				   &dma_dirty_counter_fops);
 	return 0;
 }
 late_initcall(dma_mark_dirty_debugfs_init);

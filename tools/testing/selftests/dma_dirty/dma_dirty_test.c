@@ -46,6 +46,20 @@ static int read_file(const char *path, char *buf, size_t len)
 	return 0;
 }
 
+static int write_file(const char *path, const char *s)
+{
+	FILE *f = fopen(path, "w");
+	int ret = 0;
+
+	if (!f)
+		return -errno;
+	if (fputs(s, f) < 0)
+		ret = -EIO;
+	if (fclose(f))
+		ret = -errno;
+	return ret;
+}
+
 static long long counter(const char *name)
 {
 	char path[128], buf[32];
@@ -127,7 +141,8 @@ static void expected(const struct tdd_cmd *c, int tracking, __u32 *exp)
 		if (c->op == TDD_SYNC_SG)
 			span(exp, c->seg[i].offset, c->seg[i].len, c->reps);
 	}
-	if (c->op == TDD_SYNC_SINGLE)
+	if (c->op == TDD_SYNC_SINGLE ||
+	    (c->op == TDD_NEED_SYNC && c->need_sync))
 		span(exp, c->seg[0].offset + c->sync.offset, c->sync.len,
 		     c->reps);
 }
@@ -161,6 +176,9 @@ static int run_and_check(struct __test_metadata *_metadata, int fd,
 	EXPECT_EQ(0, bad);
 	EXPECT_EQ(1, c->data_ok)
 		TH_LOG("the CPU did not see what the device wrote");
+	/* While a backend is active, syncs for the CPU are never skipped. */
+	if (tracking && c->op == TDD_NEED_SYNC)
+		EXPECT_EQ(1, c->need_sync);
 	return bad;
 }
 
@@ -247,6 +265,13 @@ TEST_F(tdd, sync_sg_repeated)
 	    .flags = TDD_UNMAP_SKIP_CPU_SYNC);
 }
 
+/* The page_pool pattern: sync for the CPU only if dma_need_sync() says so. */
+TEST_F(tdd, need_sync_repeated)
+{
+	RUN(.op = TDD_NEED_SYNC, .seg = { SEG(0, 4 * PS) },
+	    .sync = SEG(PS / 2, PS), .reps = 8);
+}
+
 /* dma_map_resource() is for MMIO: its unmap never marks anything. */
 TEST_F(tdd, resource_never_marked)
 {
@@ -270,63 +295,153 @@ TEST_F(tdd, bad_commands_rejected)
 	EXPECT_EQ(EINVAL, errno);
 }
 
-/* The boot configuration took the DMA path the test bed asked for. */
+static const char *const counter_names[] = {
+	"calls_direct", "pages_direct", "calls_iommu", "pages_iommu",
+	"calls_swiotlb", "pages_swiotlb", "calls_caller", "pages_caller",
+	"pages_skipped",
+};
+
+#define NR_COUNTERS	(sizeof(counter_names) / sizeof(counter_names[0]))
+
+static int read_counters(long long *v)
+{
+	size_t i;
+
+	for (i = 0; i < NR_COUNTERS; i++) {
+		v[i] = counter(counter_names[i]);
+		if (v[i] < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/*
+ * Run @c and check that the debugfs counters moved by exactly @want
+ * ({ name, delta } pairs ending with NULL), and every other one not at all.
+ */
+static void check_deltas(struct __test_metadata *_metadata, int fd,
+			 struct tdd_cmd *c, const char *const *want_names,
+			 const long long *want)
+{
+	long long before[NR_COUNTERS], after[NR_COUNTERS];
+	size_t i, j;
+
+	ASSERT_EQ(0, read_counters(before))
+		TH_LOG("cannot read the counters in " DEBUGFS);
+	ASSERT_EQ(0, ioctl(fd, TEST_DMA_DIRTY_RUN, c));
+	ASSERT_EQ(0, read_counters(after));
+	for (i = 0; i < NR_COUNTERS; i++) {
+		long long exp = 0;
+
+		for (j = 0; want_names[j]; j++)
+			if (!strcmp(want_names[j], counter_names[i]))
+				exp = want[j];
+		EXPECT_EQ(exp, after[i] - before[i])
+			TH_LOG("%s moved by %lld, expected %lld (path %s, bounced %u)",
+			       counter_names[i], after[i] - before[i], exp,
+			       c->path == TDD_PATH_IOMMU ? "iommu" : "direct",
+			       c->bounced);
+	}
+}
+
+/*
+ * The boot configuration took the DMA path the test bed asked for: one page
+ * mapped and unmapped moves exactly the counters of that path.
+ */
 TEST_F(tdd, path_matches_boot)
 {
 	const char *want = getenv("DMA_DIRTY_EXPECT_PATH");
 	struct tdd_cmd c = { .op = TDD_MAP_SINGLE, .dir = variant->dir,
 			     .nsegs = 1, .seg = { SEG(0, PS) } };
-	long long direct, iommu, swiotlb;
+	const char *names[3] = { NULL, NULL, NULL };
+	long long one[2] = { 1, 1 };
+	const char *path = NULL;
 
 	if (!want)
 		SKIP(return, "DMA_DIRTY_EXPECT_PATH is not set");
-	if (variant->dir == TDD_DIR_TO_DEVICE)
-		SKIP(return, "nothing is marked for DMA_TO_DEVICE");
 
-	direct = counter("calls_direct");
-	iommu = counter("calls_iommu");
-	swiotlb = counter("calls_swiotlb");
-	ASSERT_LE(0, direct);
-	ASSERT_EQ(0, ioctl(self->fd, TEST_DMA_DIRTY_RUN, &c));
-	direct = counter("calls_direct") - direct;
-	iommu = counter("calls_iommu") - iommu;
-	swiotlb = counter("calls_swiotlb") - swiotlb;
-	TH_LOG("want %s: path %s, bounced %u, counter deltas direct %lld iommu %lld swiotlb %lld",
-	       want, c.path == TDD_PATH_IOMMU ? "iommu" : "direct", c.bounced,
-	       direct, iommu, swiotlb);
+	if (!strcmp(want, "direct") || !strcmp(want, "iommu") ||
+	    !strcmp(want, "iommu-swiotlb"))
+		path = !strcmp(want, "direct") ? "direct" : "iommu";
+	else if (!strcmp(want, "swiotlb"))
+		path = "swiotlb";
+	else
+		ASSERT_EQ(0, strcmp(want, "off"))
+			TH_LOG("unknown DMA_DIRTY_EXPECT_PATH=%s", want);
+	if (!strcmp(want, "off"))
+		ASSERT_EQ(0, self->tracking);
 
-	if (!strcmp(want, "direct")) {
-		EXPECT_EQ(TDD_PATH_DIRECT, c.path);
-		EXPECT_EQ(0, c.bounced);
-		EXPECT_LE(1, direct);
-	} else if (!strcmp(want, "iommu")) {
-		EXPECT_EQ(TDD_PATH_IOMMU, c.path);
-		EXPECT_EQ(0, c.bounced);
-		EXPECT_LE(1, iommu);
-	} else if (!strcmp(want, "swiotlb")) {
-		EXPECT_EQ(TDD_PATH_DIRECT, c.path);
-		EXPECT_EQ(1, c.bounced);
-		EXPECT_LE(1, swiotlb);
-	} else if (!strcmp(want, "iommu-swiotlb")) {
-		/* Page-aligned buffers are mapped in place; others bounce. */
-		EXPECT_EQ(TDD_PATH_IOMMU, c.path);
-		EXPECT_EQ(0, c.bounced);
-		EXPECT_LE(1, iommu);
-		c.seg[0] = (struct tdd_seg)SEG(100, 200);
-		swiotlb = counter("calls_swiotlb");
-		ASSERT_EQ(0, ioctl(self->fd, TEST_DMA_DIRTY_RUN, &c));
-		swiotlb = counter("calls_swiotlb") - swiotlb;
-		TH_LOG("unaligned: bounced %u, swiotlb counter delta %lld",
-		       c.bounced, swiotlb);
-		EXPECT_EQ(TDD_PATH_IOMMU, c.path);
-		EXPECT_EQ(1, c.bounced);
-		EXPECT_LE(1, swiotlb);
-	} else if (!strcmp(want, "off")) {
-		EXPECT_EQ(0, self->tracking);
-		EXPECT_EQ(0, direct + iommu + swiotlb);
-	} else {
-		ASSERT_TRUE(0) TH_LOG("unknown DMA_DIRTY_EXPECT_PATH=%s", want);
+	/* Nothing moves for DMA_TO_DEVICE, or with the backend off. */
+	if (path && variant->dir != TDD_DIR_TO_DEVICE) {
+		static char calls[32], pages[32];
+
+		snprintf(calls, sizeof(calls), "calls_%s", path);
+		snprintf(pages, sizeof(pages), "pages_%s", path);
+		names[0] = calls;
+		names[1] = pages;
 	}
+	check_deltas(_metadata, self->fd, &c, names, one);
+	EXPECT_EQ(!strcmp(want, "swiotlb"), c.bounced);
+	EXPECT_EQ(strncmp(want, "iommu", 5) ? TDD_PATH_DIRECT : TDD_PATH_IOMMU,
+		  c.path);
+
+	if (!strcmp(want, "iommu-swiotlb")) {
+		/* Page-aligned buffers are mapped in place; others bounce. */
+		c.seg[0] = (struct tdd_seg)SEG(100, 200);
+		if (variant->dir != TDD_DIR_TO_DEVICE) {
+			names[0] = "calls_swiotlb";
+			names[1] = "pages_swiotlb";
+		}
+		check_deltas(_metadata, self->fd, &c, names, one);
+		EXPECT_EQ(1, c.bounced);
+	}
+}
+
+/*
+ * Switching the backend at runtime takes effect at once, also for syncs:
+ * with "off", dma_need_sync() is what it is without dma_mark_dirty() and
+ * nothing is reported; with "touch", it is true and the syncs report.
+ */
+TEST_F(tdd, runtime_switch)
+{
+	const char *want = getenv("DMA_DIRTY_EXPECT_PATH");
+	struct tdd_cmd c = { .op = TDD_NEED_SYNC, .dir = variant->dir,
+			     .nsegs = 1, .seg = { SEG(0, 2 * PS) },
+			     .sync = SEG(100, PS), .reps = 3 };
+	char backend[32], now[32];
+	int base;
+
+	if (!want)
+		SKIP(return, "DMA_DIRTY_EXPECT_PATH is not set");
+	/* What dma_need_sync() says for a coherent device on this path. */
+	base = !strcmp(want, "swiotlb") || !strcmp(want, "iommu-swiotlb");
+	if (!strcmp(want, "iommu-swiotlb")) {
+		/* dma_need_sync() turns true with the first bounce. */
+		struct tdd_cmd b = { .op = TDD_MAP_SINGLE, .dir = variant->dir,
+				     .nsegs = 1, .seg = { SEG(100, 200) } };
+
+		ASSERT_EQ(0, ioctl(self->fd, TEST_DMA_DIRTY_RUN, &b));
+		ASSERT_EQ(1, b.bounced);
+	}
+	ASSERT_EQ(0, read_file(DEBUGFS "backend", backend, sizeof(backend)));
+
+	ASSERT_EQ(0, write_file(DEBUGFS "backend", "off"));
+	ASSERT_EQ(0, read_file(DEBUGFS "backend", now, sizeof(now)));
+	EXPECT_STREQ("off", now);
+	EXPECT_EQ(0, run_and_check(_metadata, self->fd, 0, &c));
+	EXPECT_EQ(base, c.need_sync);
+
+	ASSERT_EQ(0, write_file(DEBUGFS "backend", "touch"));
+	ASSERT_EQ(0, read_file(DEBUGFS "backend", now, sizeof(now)));
+	EXPECT_STREQ("touch", now);
+	EXPECT_EQ(0, run_and_check(_metadata, self->fd, 1, &c));
+	EXPECT_EQ(1, c.need_sync);
+
+	EXPECT_EQ(-EINVAL, write_file(DEBUGFS "backend", "bogus"));
+	ASSERT_EQ(0, read_file(DEBUGFS "backend", now, sizeof(now)));
+	EXPECT_STREQ("touch", now);
+
+	ASSERT_EQ(0, write_file(DEBUGFS "backend", backend));
 }
 
 TEST_HARNESS_MAIN
