@@ -5,9 +5,23 @@
 # the simulated device, bind it to the ivshmem-plain device, and keep the
 # CPU rewriting a few MiB every 100 ms, as a busy guest does, so that
 # pre-copy keeps iterating.  Everything else goes through the device's
-# registers; this script never returns.
+# registers, except one thing the runner cannot read there: each time the
+# driver has verified its buffers, this script prints the dma_mark_dirty
+# debugfs counters on the console, as one line
+#   demo: verified: backend=touch calls_direct=N ... pages_swiotlb=N
+# so the runner can tell which DMA path reported the pages.  This script
+# never returns.
 
 say() { echo "demo: $*" > /dev/console; }
+dbg=/sys/kernel/debug/dma_mark_dirty
+
+counters() {
+	line="backend=$(cat $dbg/backend 2>/dev/null || echo none)"
+	for f in "$dbg"/calls_* "$dbg"/pages_*; do
+		[ -r "$f" ] && line="$line ${f##*/}=$(cat "$f")"
+	done
+	echo "$line"
+}
 
 insmod /dma-dirty/dd_sim_drv.ko || say "error: cannot load dd_sim_drv.ko"
 dev=
@@ -16,14 +30,24 @@ for d in /sys/bus/pci/devices/*; do
 		dev=${d##*/}
 	fi
 done
+state=
 if [ -z "$dev" ]; then
 	say "error: no ivshmem device (1af4:1110)"
 else
 	echo dd_sim > "/sys/bus/pci/devices/$dev/driver_override"
 	echo "$dev" > /sys/bus/pci/drivers_probe
-	say "dd_sim bound to $dev: $(cat /sys/kernel/debug/dma_mark_dirty/backend) backend"
+	say "dd_sim bound to $dev: $(cat $dbg/backend) backend"
+	state=/sys/bus/pci/devices/$dev/dd_state
+	[ -r "$state" ] || say "error: the driver did not bind ($state missing)"
 fi
+last=
 while :; do
 	dd if=/dev/zero of=/tmp/churn bs=1M count=4 2>/dev/null
+	if [ -n "$state" ]; then
+		now=$(cat "$state" 2>/dev/null)
+		[ "$now" = verified ] && [ "$last" != verified ] &&
+			say "verified: $(counters)"
+		last=$now
+	fi
 	usleep 100000
 done

@@ -6,7 +6,11 @@
  * ivshmem-plain device), takes the descriptors the guest driver posts, and
  * writes each buffer's payload straight into guest RAM, where QEMU's dirty
  * tracking cannot see it, as a device doing DMA through an IOMMU would.
- * Layout: dd_sim.h.
+ * It plays an IOMMU-translated device without an IOMMU model: it writes the
+ * guest physical page each descriptor names (dd_desc.phys, which the driver
+ * looked up in its IOMMU domain), not the IOVA (dd_desc.addr).  A segment
+ * must not cross a page boundary, since pages contiguous in IOVA space are
+ * not contiguous in physical memory.  Layout: dd_sim.h.
  *
  * usage: dd_sim --ram FILE --bar FILE
  *        dd_sim --layout
@@ -78,8 +82,37 @@ static void store(__u32 *p, __u32 v)
 #define FIELD(f) printf("%s %zu %zu\n", #f, offsetof(struct dd_regs, f), \
 			sizeof(((struct dd_regs *)0)->f))
 
+static const char *const class_names[DD_NR_CLASSES] = {
+	[DD_CLASS_TRACKED] = "tracked",
+	[DD_CLASS_LONG] = "long",
+	[DD_CLASS_CONTROL] = "control",
+};
+
+/* The statistics of class @c: "tracked_verified 1234 8" and so on. */
+static void print_class_layout(int c)
+{
+	static const struct {
+		const char *name;
+		size_t off;
+	} f[] = {
+		{ "received", offsetof(struct dd_class_stats, received) },
+		{ "kept", offsetof(struct dd_class_stats, kept) },
+		{ "verified", offsetof(struct dd_class_stats, verified) },
+		{ "corrupted", offsetof(struct dd_class_stats, corrupted) },
+		{ }
+	};
+	size_t i;
+
+	for (i = 0; f[i].name; i++)
+		printf("%s_%s %zu 8\n", class_names[c], f[i].name,
+		       offsetof(struct dd_regs, cls) +
+		       c * sizeof(struct dd_class_stats) + f[i].off);
+}
+
 static void print_layout(void)
 {
+	int c;
+
 	FIELD(magic);
 	FIELD(version);
 	FIELD(ctrl);
@@ -92,7 +125,14 @@ static void print_layout(void)
 	FIELD(verified);
 	FIELD(corrupted);
 	FIELD(bytes);
+	FIELD(rx_bad);
+	FIELD(remapped);
+	for (c = 0; c < DD_NR_CLASSES; c++)
+		print_class_layout(c);
 	printf("DD_SIM_MAGIC %u 4\n", DD_SIM_MAGIC);
+	printf("DD_SIM_VERSION %u 4\n", DD_SIM_VERSION);
+	printf("DD_POOL_TRACKED %u 4\nDD_POOL_LONG %u 4\nDD_POOL_CONTROL %u 4\n",
+	       DD_POOL_TRACKED, DD_POOL_LONG, DD_POOL_CONTROL);
 	printf("DD_CTRL_RUN %u 4\nDD_CTRL_QUIESCE %u 4\nDD_CTRL_VERIFY %u 4\n",
 	       DD_CTRL_RUN, DD_CTRL_QUIESCE, DD_CTRL_VERIFY);
 	printf("DD_STATE_READY %u 4\nDD_STATE_RUNNING %u 4\n",
@@ -164,17 +204,19 @@ int main(int argc, char **argv)
 		}
 		for (; cons != prod; cons++) {
 			struct dd_desc *d = &regs->ring[cons % DD_SIM_RING];
-			__u64 addr = d->addr;
+			__u64 phys = d->phys;
 			__u32 len = d->len, i;
 			__u32 *dst;
 
-			if (addr > ram_size || len > ram_size - addr ||
-			    (addr | len | d->buf_off) & 3) {
+			/* Where the IOVA leads: the driver looked it up. */
+			if (phys > ram_size || len > ram_size - phys ||
+			    (phys & 4095) + len > 4096 ||
+			    (phys | len | d->buf_off) & 3) {
 				store(&d->status, DD_DESC_BAD);
 				bad++;
 				continue;
 			}
-			dst = (__u32 *)(ram + addr);
+			dst = (__u32 *)(ram + phys);
 			for (i = 0; i < len / 4; i++)
 				dst[i] = dd_payload(d->seq, d->buf_off / 4 + i);
 			store(&d->status, DD_DESC_DONE);

@@ -14,6 +14,12 @@
  * guest physical address == file offset), which QEMU's dirty tracking never
  * sees: that is the DMA of a pass-through device.
  *
+ * The simulator has no IOMMU of its own.  Each descriptor carries both the
+ * DMA address the driver got from the DMA API (an IOVA when the guest runs
+ * dma-iommu) and the guest physical address that DMA address translates to,
+ * which the driver looks up in its IOMMU domain; the simulator writes the
+ * physical address, as an IOMMU-translated device's write would land.
+ *
  * Who writes what:
  *   runner    -> ctrl
  *   guest     -> state, prod, descriptors, the statistics
@@ -25,7 +31,7 @@
 #include <linux/types.h>
 
 #define DD_SIM_MAGIC		0x4d534444	/* "DDSM" */
-#define DD_SIM_VERSION		1
+#define DD_SIM_VERSION		2
 #define DD_SIM_RING		64		/* descriptors, a power of 2 */
 
 /* ctrl bits, set by the runner */
@@ -37,7 +43,7 @@
 #define DD_STATE_ABSENT		0	/* no driver bound yet */
 #define DD_STATE_READY		1	/* bound, pool written by the CPU */
 #define DD_STATE_RUNNING	2
-#define DD_STATE_QUIESCED	3	/* nothing mapped any more */
+#define DD_STATE_QUIESCED	3	/* no DMA in flight any more */
 #define DD_STATE_VERIFIED	4
 #define DD_STATE_ERROR		5	/* the device did not complete */
 
@@ -46,12 +52,47 @@
 #define DD_DESC_DONE		2
 #define DD_DESC_BAD		3		/* outside guest RAM */
 
+/*
+ * Buffer classes: how the driver hands a buffer the device wrote back to
+ * the CPU.  The driver keeps DD_POOL_<class> buffers of each.
+ *
+ * TRACKED: streaming, mapped DMA_FROM_DEVICE or DMA_BIDIRECTIONAL for each
+ *	receive and unmapped afterwards: the unmap reports the pages.
+ * LONG: long-lived, mapped once at probe and never unmapped while the
+ *	device runs, synced for the device before and for the CPU after each
+ *	receive (the page_pool RX pattern): the sync for the CPU reports them.
+ * CONTROL: written by the device, reported by nothing, on purpose: half
+ *	are streaming buffers mapped DMA_TO_DEVICE (the driver lies about the
+ *	direction), half are long-lived DMA_FROM_DEVICE mappings never synced
+ *	for the CPU.  They must arrive corrupted whatever the backend does,
+ *	which shows that the run exercised the hazard the tracked classes are
+ *	cured of.
+ */
+#define DD_CLASS_TRACKED	0
+#define DD_CLASS_LONG		1
+#define DD_CLASS_CONTROL	2
+#define DD_NR_CLASSES		3
+
+#define DD_POOL_TRACKED		192
+#define DD_POOL_LONG		64
+#define DD_POOL_CONTROL		64
+#define DD_POOL			(DD_POOL_TRACKED + DD_POOL_LONG + DD_POOL_CONTROL)
+
 struct dd_desc {
-	__u64 addr;		/* DMA address == guest physical address */
-	__u32 len;
+	__u64 addr;		/* DMA address (an IOVA behind an IOMMU) */
+	__u64 phys;		/* guest physical address @addr maps to */
+	__u32 len;		/* never crosses a page boundary */
 	__u32 seq;		/* the buffer's sequence number */
 	__u32 buf_off;		/* offset of this segment in the buffer */
 	__u32 status;
+};
+
+/* Statistics of one buffer class, written by the guest driver. */
+struct dd_class_stats {
+	__u64 received;		/* buffers received */
+	__u64 kept;		/* buffers holding received data now */
+	__u64 verified;		/* VERIFY: buffers checked */
+	__u64 corrupted;	/* VERIFY: buffers not holding their payload */
 };
 
 struct dd_regs {
@@ -63,12 +104,15 @@ struct dd_regs {
 	__u32 cons;		/* descriptors completed (free-running) */
 	__u32 heartbeat;	/* simulator loop count */
 	__u32 pad;
-	__u64 received;		/* buffers received and kept */
+	__u64 received;		/* buffers received, all classes */
 	__u64 kept;		/* buffers holding kept data now */
 	__u64 verified;		/* VERIFY: buffers checked */
-	__u64 corrupted;	/* VERIFY: buffers whose checksum differs */
+	__u64 corrupted;	/* VERIFY: buffers not holding their payload */
 	__u64 bytes;		/* bytes received */
-	__u64 reserved[7];
+	__u64 rx_bad;		/* buffers not holding their payload on receipt */
+	__u64 remapped;		/* descriptors whose addr != phys (an IOMMU) */
+	__u64 reserved[5];
+	struct dd_class_stats cls[DD_NR_CLASSES];
 	struct dd_desc ring[DD_SIM_RING];
 };
 
