@@ -9,10 +9,20 @@ destination QEMU (TCG), starts traffic, migrates over a unix socket while
 the traffic runs, asks the driver to quiesce through the device's registers
 (the stop bit, not the serial console, which can stall under TCG while
 pre-copy iterates), lets the migration complete, and asks the driver on the
-destination to verify every buffer it kept.
+destination to verify every buffer it kept against the payload the device
+wrote for its sequence number.
 
-  dd_migrate.py demo --build build      both backends, then a table
-  dd_migrate.py run --build build --backend off [--legs N]
+The driver keeps three classes of buffers (dd_sim.h): tracked (mapped and
+unmapped around each receive), long-lived (mapped once, synced for the CPU
+after each receive: the page_pool RX pattern), and a control group the
+device writes but nothing reports (mapped DMA_TO_DEVICE, or never synced
+for the CPU).  Every leg checks them side by side: the control group must
+arrive corrupted whatever the backend, the other two intact with tracking
+on and corrupted with it off.  --iommu puts the device behind QEMU's
+intel-iommu, so the driver's DMA goes through dma-iommu.
+
+  dd_migrate.py demo --build build      off and touch, then a table
+  dd_migrate.py run --build build --backend off [--legs N] [--iommu]
 
 Hot-unplug is not used to quiesce: QEMU stops the guest before the
 pause-before-switchover point, so the guest could not process an unplug
@@ -54,8 +64,20 @@ FINAL_BANDWIDTH = 1 << 30
 # the first pass has sent half of guest RAM.  Before the first pass ends
 # QEMU cannot switch over, so the device is certain to be quiesced first;
 # later, with little dirty, QEMU may find nothing to send and switch over
-# between two polls.
-QUIESCE_AFTER_BUFFERS = 200
+# between two polls.  At least the whole pool (DD_POOL, 320 buffers): the
+# driver fills its buffers in turn, so every buffer verified on the
+# destination was written by the device during the migration.
+QUIESCE_AFTER_BUFFERS = 400
+# The buffer classes of dd_sim.h: register prefix, name in the reports.
+CLASSES = (('tracked', 'tracked'), ('long', 'long-lived'),
+	   ('control', 'control'))
+# What the guest (demo.sh) prints after each verification: the backend and
+# the dma_mark_dirty debugfs counters.
+COUNTERS_TAG = 'demo: verified: '
+# The guest behind QEMU's intel-iommu (it migrates in QEMU 10): every DMA
+# mapping of the device goes through dma-iommu.
+IOMMU_QEMU = ['-device', 'intel-iommu,intremap=off']
+IOMMU_APPEND = ['intel_iommu=on', 'iommu.passthrough=0']
 WARMUP_BUFFERS = 50		# buffers received before migration starts
 
 
@@ -107,6 +129,14 @@ class Leg:
 	verified: int = 0
 	corrupted: int = 0
 	seconds: float = 0.0
+	# per class (CLASSES): buffers kept in the pool, verified, corrupted
+	pool: Dict[str, int] = field(default_factory=dict)
+	cls_verified: Dict[str, int] = field(default_factory=dict)
+	cls_corrupted: Dict[str, int] = field(default_factory=dict)
+	rx_bad: int = 0		# buffers wrong on receipt, on the source
+	remapped: int = 0	# descriptors whose DMA address was an IOVA
+	# the guest's debugfs counters after verification; None: not printed
+	counters: Optional[Dict[str, str]] = None
 
 
 @dataclass
@@ -140,8 +170,11 @@ class Testbed(contextlib.AbstractContextManager):
 	"""Every process and file of one scenario; all removed on exit."""
 
 	def __init__(self, paths: dma_dirty_kernel.Paths, backend: str,
-		     log=print):
+		     log=print, iommu: bool = False, label: str = ''):
 		self.backend = backend
+		self.iommu = iommu
+		# names the logs: migrate-LABEL-N.console.log, migrate-LABEL.sim.log
+		self.label = label or backend
 		self.log = log
 		self.kernel = paths.kernel
 		self.initrd = paths.initramfs_demo
@@ -210,24 +243,29 @@ class Testbed(contextlib.AbstractContextManager):
 		bar = self.shm('%d-bar' % n, BAR_BYTES)
 		qmp_sock = os.path.join(self.tmp, '%d.qmp' % n)
 		console = os.path.join(self.logdir, 'migrate-%s-%d.console.log'
-				       % (self.backend, n))
+				       % (self.label, n))
 		append = ['console=ttyS0', 'panic=-1', 'oops=panic',
 			  'kunit.enable=0', 'ddtest.mode=demo',
 			  'dma_mark_dirty=' + self.backend]
+		if self.iommu:
+			append += IOMMU_APPEND
 		cmd = ['qemu-system-x86_64',
 		       '-M', 'q35,memory-backend=ram', '-accel', 'tcg',
-		       '-cpu', 'max', '-smp', '1', '-m', '%dM' % RAM_MB,
-		       '-object', 'memory-backend-file,id=ram,size=%dM,mem-path=%s,share=on'
-		       % (RAM_MB, ram),
-		       '-object', 'memory-backend-file,id=bar,size=%d,mem-path=%s,share=on'
-		       % (BAR_BYTES, bar),
-		       '-device', 'pcie-root-port,id=rp0,chassis=1,slot=1',
-		       '-device', 'ivshmem-plain,memdev=bar,master=on,bus=rp0,id=dd0',
-		       '-kernel', self.kernel, '-initrd', self.initrd,
-		       '-append', ' '.join(append),
-		       '-display', 'none', '-monitor', 'none', '-no-reboot',
-		       '-serial', 'file:' + console,
-		       '-qmp', 'unix:%s,server=on,wait=off' % qmp_sock]
+		       '-cpu', 'max', '-smp', '1', '-m', '%dM' % RAM_MB]
+		# before the PCI devices it translates for
+		if self.iommu:
+			cmd += IOMMU_QEMU
+		cmd += ['-object', 'memory-backend-file,id=ram,size=%dM,mem-path=%s,share=on'
+				% (RAM_MB, ram),
+			'-object', 'memory-backend-file,id=bar,size=%d,mem-path=%s,share=on'
+				% (BAR_BYTES, bar),
+			'-device', 'pcie-root-port,id=rp0,chassis=1,slot=1',
+			'-device', 'ivshmem-plain,memdev=bar,master=on,bus=rp0,id=dd0',
+			'-kernel', self.kernel, '-initrd', self.initrd,
+			'-append', ' '.join(append),
+			'-display', 'none', '-monitor', 'none', '-no-reboot',
+			'-serial', 'file:' + console,
+			'-qmp', 'unix:%s,server=on,wait=off' % qmp_sock]
 		if incoming:
 			cmd += ['-incoming', 'defer']
 		proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
@@ -246,7 +284,7 @@ class Testbed(contextlib.AbstractContextManager):
 	def start_sim(self, g: Guest) -> None:
 		self.stop_sim()
 		self.sim_log = open(os.path.join(self.logdir, 'migrate-%s.sim.log'
-						 % self.backend), 'a')
+						 % self.label), 'a')
 		self.sim = subprocess.Popen([self.sim_bin, '--ram', g.ram,
 					     '--bar', g.bar],
 					    stdin=subprocess.DEVNULL,
@@ -268,7 +306,7 @@ class Testbed(contextlib.AbstractContextManager):
 					     % (self.sim.returncode,
 						os.path.join(self.logdir,
 							     'migrate-%s.sim.log'
-							     % self.backend)))
+							     % self.label)))
 
 	def wait(self, g: Guest, what: str, cond, timeout: float) -> None:
 		deadline = time.monotonic() + timeout
@@ -386,6 +424,7 @@ class Testbed(contextlib.AbstractContextManager):
 		self.wait(dst, 'verification',
 			  lambda: dst.regs.get('state') ==
 			  self.const('DD_STATE_VERIFIED'), 120)
+		leg.counters = self.counters(dst)
 		for g in (src, dst):
 			splat = self.splat(g)
 			if splat:
@@ -393,19 +432,113 @@ class Testbed(contextlib.AbstractContextManager):
 						     % (g.name, splat, g.console))
 		leg.verified = dst.regs.get('verified')
 		leg.corrupted = dst.regs.get('corrupted')
+		for c, _ in CLASSES:
+			leg.pool[c] = self.const('DD_POOL_' + c.upper())
+			leg.cls_verified[c] = dst.regs.get(c + '_verified')
+			leg.cls_corrupted[c] = dst.regs.get(c + '_corrupted')
+		leg.rx_bad = dst.regs.get('rx_bad')
+		leg.remapped = dst.regs.get('remapped')
 		leg.seconds = time.monotonic() - t0
-		self.log('#   %s: %d buffers verified, %d corrupted; %d passes, %.0f MB sent, downtime %d ms, %.0f s'
-			 % (dst.name, leg.verified, leg.corrupted, leg.passes,
-			    leg.mb_sent, leg.downtime_ms, leg.seconds))
+		self.log('#   %s: %d buffers verified; corrupted: %s; %d passes, %.0f MB sent, downtime %d ms, %.0f s'
+			 % (dst.name, leg.verified,
+			    ', '.join('%s %d/%d' % (what, leg.cls_corrupted[c],
+						    leg.cls_verified[c])
+				      for c, what in CLASSES),
+			    leg.passes, leg.mb_sent, leg.downtime_ms,
+			    leg.seconds))
 		return dst, leg
+
+	def counters(self, g: Guest) -> Optional[Dict[str, str]]:
+		"""The debugfs counters demo.sh prints once @g has verified."""
+		deadline = time.monotonic() + 30
+		while time.monotonic() < deadline:
+			g.check_alive()
+			with contextlib.suppress(OSError), \
+					open(g.console, errors='replace') as f:
+				for line in f.read().splitlines():
+					i = line.find(COUNTERS_TAG)
+					if i < 0:
+						continue
+					return dict(kv.split('=', 1) for kv in
+						    line[i + len(COUNTERS_TAG):].split()
+						    if '=' in kv)
+			time.sleep(0.2)
+		return None
+
+
+def path_check(leg: Leg, backend: str, iommu: bool) -> tuple:
+	"""Whether the guest's counters show the DMA path the run must take."""
+	c = leg.counters
+	if c is None:
+		return False, 'the guest printed no dma_mark_dirty counters (%r line)' \
+			% COUNTERS_TAG.strip()
+	calls = {k[len('calls_'):]: int(v) for k, v in c.items()
+		 if k.startswith('calls_') and v.isdigit()}
+	shown = 'backend %s, %s, %d descriptors carried an IOVA' % (
+		c.get('backend'), ', '.join('calls_%s=%d' % kv
+					    for kv in sorted(calls.items())),
+		leg.remapped)
+	if c.get('backend') != backend or 'direct' not in calls or \
+			'iommu' not in calls:
+		return False, shown
+	if backend == 'off':
+		return not any(calls.values()), shown
+	if iommu:
+		# Behind the IOMMU nothing may take dma-direct, and the driver
+		# must have handed the device IOVAs, not physical addresses.
+		return (calls['iommu'] > 0 and calls['direct'] == 0 and
+			leg.remapped > 0), shown
+	return (calls['direct'] > 0 and calls['iommu'] == 0 and
+		leg.remapped == 0), shown
+
+
+def leg_checks(leg: Leg, backend: str, iommu: bool = False) -> List[tuple]:
+	"""(test name, ok, detail) for everything a leg must have shown."""
+	tracking = backend != 'off'
+	checks = [
+		('traffic_during_migration',
+		 leg.received_during >= QUIESCE_AFTER_BUFFERS,
+		 '%d buffers received during migration (at least %d: every buffer rewritten)'
+		 % (leg.received_during, QUIESCE_AFTER_BUFFERS)),
+		('buffers_verified',
+		 all(leg.cls_verified.get(c) == leg.pool.get(c) and
+		     leg.pool.get(c) for c, _ in CLASSES),
+		 ', '.join('%s %d of %d' % (what, leg.cls_verified.get(c, 0),
+					    leg.pool.get(c, 0))
+			   for c, what in CLASSES)),
+		('payload_on_receipt', leg.rx_bad == 0,
+		 '%d buffers did not hold their payload when received on the source'
+		 % leg.rx_bad),
+	]
+	for c, what in CLASSES:
+		n, of = leg.cls_corrupted.get(c, -1), leg.cls_verified.get(c, 0)
+		if c == 'control':
+			# Nothing reports these pages, whatever the backend.
+			checks.append(('control_corrupted', n > 0,
+				       'control corrupted = %d of %d (unreported DMA is lost)'
+				       % (n, of)))
+		elif tracking:
+			checks.append(('%s_intact' % c, n == 0,
+				       '%s corrupted = %d of %d' % (what, n, of)))
+		else:
+			checks.append(('%s_corrupted_without_tracking' % c, n > 0,
+				       '%s corrupted = %d of %d' % (what, n, of)))
+	ok, detail = path_check(leg, backend, iommu)
+	checks.append(('dma_path', ok, detail))
+	return checks
 
 
 def scenario(paths: dma_dirty_kernel.Paths, backend: str, legs: int = 1,
-	     log=print) -> List[Leg]:
+	     log=print, iommu: bool = False, label: str = '') -> List[Leg]:
 	"""Boot, start traffic, migrate @legs times (ping-pong), verify each."""
 	results = []
-	with Testbed(paths, backend, log) as tb:
-		log('# migration, dma_mark_dirty=%s: booting the source' % backend)
+	with Testbed(paths, backend, log, iommu, label) as tb:
+		if tb.const('DD_POOL_TRACKED') + tb.const('DD_POOL_LONG') + \
+				tb.const('DD_POOL_CONTROL') > QUIESCE_AFTER_BUFFERS:
+			raise MigrationError('QUIESCE_AFTER_BUFFERS (%d) is below the pool: some buffers would not be rewritten during migration'
+					     % QUIESCE_AFTER_BUFFERS)
+		log('# migration, dma_mark_dirty=%s%s: booting the source'
+		    % (backend, ', behind intel-iommu' if iommu else ''))
 		src = tb.start_guest()
 		tb.wait(src, 'the guest driver binding',
 			lambda: src.regs.get('state') == tb.const('DD_STATE_READY'),
@@ -422,13 +555,16 @@ def scenario(paths: dma_dirty_kernel.Paths, backend: str, legs: int = 1,
 
 def print_table(rows: Dict[str, Leg]) -> None:
 	cols = ['dma_mark_dirty', 'received during migration',
-		'verified on destination', 'corrupted', 'passes', 'MB sent',
+		'verified on destination', 'tracked corrupted',
+		'long-lived corrupted', 'control corrupted', 'passes', 'MB sent',
 		'downtime ms']
 	print('| ' + ' | '.join(cols) + ' |')
 	print('|' + '|'.join('-' * (len(c) + 2) for c in cols) + '|')
 	for name, leg in rows.items():
-		vals = [name, leg.received_during, leg.verified, leg.corrupted,
-			leg.passes, '%.0f' % leg.mb_sent, leg.downtime_ms]
+		vals = [name, leg.received_during, leg.verified] + \
+			['%d/%d' % (leg.cls_corrupted[c], leg.cls_verified[c])
+			 for c, _ in CLASSES] + \
+			[leg.passes, '%.0f' % leg.mb_sent, leg.downtime_ms]
 		print('| ' + ' | '.join(str(v).rjust(len(c)) if i else
 					str(v).ljust(len(c))
 					for i, (v, c) in enumerate(zip(vals, cols))) + ' |')
@@ -443,13 +579,15 @@ def main(argv: List[str]) -> int:
 	ap = argparse.ArgumentParser(description=__doc__,
 				     formatter_class=argparse.RawDescriptionHelpFormatter)
 	sub = ap.add_subparsers(dest='cmd', required=True)
-	d = sub.add_parser('demo', help='off and auto, then a table')
+	d = sub.add_parser('demo', help='off and touch, then a table')
 	d.add_argument('--build', default='build')
 	d.add_argument('--variant', default='')
 	r = sub.add_parser('run', help='one scenario')
 	r.add_argument('--build', default='build')
-	r.add_argument('--backend', default='auto')
+	r.add_argument('--backend', default='touch')
 	r.add_argument('--legs', type=int, default=1)
+	r.add_argument('--iommu', action='store_true',
+		       help='behind intel-iommu: DMA through dma-iommu')
 	r.add_argument('--variant', default='')
 	args = ap.parse_args(argv)
 	paths = dma_dirty_kernel.Paths(os.path.abspath(args.build), args.variant)
@@ -459,15 +597,23 @@ def main(argv: List[str]) -> int:
 	try:
 		if args.cmd == 'demo':
 			rows = {}
-			for backend in ('off', 'auto'):
+			for backend in ('off', 'touch'):
 				rows[backend] = scenario(paths, backend)[0]
 			print()
 			print_table(rows)
 			print()
 			return 0
-		legs = scenario(paths, args.backend, args.legs)
-		print('corrupted: %d' % sum(leg.corrupted for leg in legs))
-		return 0
+		legs = scenario(paths, args.backend, args.legs,
+				iommu=args.iommu)
+		failed = 0
+		for i, leg in enumerate(legs):
+			for name, ok, detail in leg_checks(leg, args.backend,
+							   args.iommu):
+				failed += not ok
+				print('%sleg%d.%s # %s' % ('ok      ' if ok else
+							   'not ok  ', i + 1,
+							   name, detail))
+		return 1 if failed else 0
 	except (MigrationError, dd_qmp.QMPError) as e:
 		print('error: %s' % e)
 		return 1
