@@ -3,7 +3,7 @@
 # dma-dirty: guest DMA dirty-page tracking for live migration.
 #
 #   make demo        live-migrate a guest while a simulated pass-through
-#                    device does DMA, with dma_mark_dirty=off and auto
+#                    device does DMA, with dma_mark_dirty=off and touch
 #   make test        build what is missing, boot under QEMU, run every test
 #   make kernel      assemble the patched tree and build the test kernel
 #   make tree        assemble the patched tree only (build/linux, a git repo)
