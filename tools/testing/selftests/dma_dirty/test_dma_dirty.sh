@@ -49,7 +49,15 @@ fi
 ./dma_dirty_test
 ret=$?
 
-echo "$dev" > "$sysfs/drivers/test_dma_dirty/unbind"
+# The driver must let go of the device and unload: a failure here (a
+# mapping or a reference left behind) fails the run.
+if ! echo "$dev" > "$sysfs/drivers/test_dma_dirty/unbind"; then
+	echo "# unbinding test_dma_dirty from $dev failed"
+	ret=1
+fi
 echo > "$sysfs/devices/$dev/driver_override"
-rmmod test_dma_dirty
+if ! rmmod test_dma_dirty; then
+	echo "# rmmod test_dma_dirty failed"
+	ret=1
+fi
 exit $ret
