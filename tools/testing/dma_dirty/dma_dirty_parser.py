@@ -82,6 +82,9 @@ def _result(line: str) -> Optional[TestResult]:
 		status = Status.SKIP
 	elif directive in ('XFAIL', 'TODO') and status == Status.FAIL:
 		status = Status.PASS
+	elif directive not in ('XFAIL', 'TODO'):
+		# Not a directive: a comment, such as the runner's "exit=1".
+		reason = ((m.group('directive') or '') + reason).strip()
 	name = m.group('name') or '<unnamed>'
 	# The kselftest runner names a program "selftests: DIR: PROG".
 	ks = _KSELFTEST_NAME.match(name)

@@ -99,6 +99,11 @@ class ParserTest(unittest.TestCase):
 				 Status.PASS)
 		self.assertEqual(got['x.d:p.<exit>'], Status.FAIL)
 
+	def test_comment_is_the_reason(self):
+		root = parser.parse(['TAP version 13', '1..1',
+				     'not ok 1 selftests: d: p # exit=1'])
+		self.assertEqual(root.children[0].reason, 'exit=1')
+
 	def test_empty_document_counts_nothing(self):
 		self.assertEqual(leaves('KTAP version 1\n1..0\n'), {})
 
