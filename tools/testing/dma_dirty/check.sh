@@ -165,7 +165,8 @@ option_build() {	# NAME ARCH FRAGMENT
 		fail "$name: configuration ($(basename "$frag"))"
 		return
 	fi
-	if ! "${KMAKE[@]}" ARCH="$arch" O="$obj" > "$log.build.log" 2>&1; then
+	# -k: an error in one object does not hide the reports of the others
+	if ! "${KMAKE[@]}" -k ARCH="$arch" O="$obj" > "$log.build.log" 2>&1; then
 		grep -m10 -E ': error:|\*\*\*' "$log.build.log"
 		fail "$name: build failed (log: $log.build.log)"
 		ok=0
@@ -175,7 +176,7 @@ option_build() {	# NAME ARCH FRAGMENT
 	done
 	: > "$log.w1.log"
 	if [ -n "$built" ] &&
-	   ! "${KMAKE[@]}" ARCH="$arch" O="$obj" W=1 $built > "$log.w1.log" 2>&1; then
+	   ! "${KMAKE[@]}" -k ARCH="$arch" O="$obj" W=1 $built > "$log.w1.log" 2>&1; then
 		grep -m10 -E ': error:|\*\*\*' "$log.w1.log"
 		fail "$name: W=1 build of$built failed (log: $log.w1.log)"
 		ok=0
