@@ -5,6 +5,8 @@
 import contextlib
 import io
 import os
+import shutil
+import subprocess
 import sys
 import tempfile
 import unittest
@@ -438,6 +440,146 @@ class JudgeTest(unittest.TestCase):
 			self.assertEqual((counts.failed, counts.skipped), (2, 0))
 			self.assertIn('not ok  plain: kselftest.%s # skipped'
 				      % KSFT_PROG, out.getvalue())
+
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+# A checkpatch.pl stand-in: reports the canary's trailing whitespace as
+# the real one does, and does to the patch under test what MODE says.
+FAKE_CHECKPATCH = '''#!/bin/sh
+for a; do :; done
+if grep -q '^+int b; $' "$a"; then
+	printf 'ERROR:TRAILING_WHITESPACE: trailing whitespace\\n#1: FILE: lib/canary.c:2:\\n\\n'
+	exit 1
+fi
+case "$MODE" in
+clean) exit 0 ;;
+report) printf 'WARNING:LONG_LINE: line too long\\n#5: FILE: a.c:1:\\n\\n'; exit 1 ;;
+crash) echo 'Undefined subroutine &main::x called' >&2; exit 255 ;;
+stderr) echo 'ERROR:SPACING: on stderr only' >&2; exit 1 ;;
+silent) exit 1 ;;
+big) exit 2 ;;
+esac
+'''
+
+
+def run(cmd, env=None, **kw):
+	return subprocess.run(cmd, capture_output=True, text=True,
+			      env=dict(os.environ, **(env or {})), **kw)
+
+
+class GateTest(unittest.TestCase):
+	"""checkpatch.sh and series.sh, with stand-ins for what they call."""
+
+	def setUp(self):
+		self.tmp = tempfile.mkdtemp()
+		self.addCleanup(shutil.rmtree, self.tmp)
+
+	def checkpatch(self, mode, patches=1):
+		fake = os.path.join(self.tmp, 'checkpatch.pl')
+		with open(fake, 'w') as f:
+			f.write(FAKE_CHECKPATCH)
+		os.chmod(fake, 0o755)
+		exc = os.path.join(self.tmp, 'exceptions')
+		open(exc, 'w').close()
+		files = []
+		for i in range(patches):
+			files.append(os.path.join(self.tmp, '%04d-x.patch' % (i + 1)))
+			with open(files[-1], 'w') as f:
+				f.write('Subject: [PATCH] x\n')
+		return run(['bash', os.path.join(HERE, 'checkpatch.sh'), self.tmp,
+			    exc, *files], env={'CHECKPATCH': fake, 'MODE': mode})
+
+	def test_checkpatch_clean_passes(self):
+		self.assertEqual(self.checkpatch('clean').returncode, 0)
+
+	def test_checkpatch_report_fails(self):
+		r = self.checkpatch('report')
+		self.assertEqual(r.returncode, 1)
+		self.assertIn('WARNING:LONG_LINE', r.stdout)
+
+	def test_checkpatch_that_did_not_work_fails(self):
+		for mode, says in (('crash', 'exited with 255'),
+				   ('stderr', 'on stderr only'),
+				   ('silent', 'printed no report'),
+				   ('big', 'exited with 2')):
+			r = self.checkpatch(mode)
+			self.assertEqual(r.returncode, 1, mode)
+			self.assertIn(says, r.stdout, mode)
+
+	def test_checkpatch_that_reports_nothing_fails(self):
+		with open(os.path.join(self.tmp, 'checkpatch.pl'), 'w') as f:
+			f.write('#!/bin/sh\nexit 0\n')
+		os.chmod(os.path.join(self.tmp, 'checkpatch.pl'), 0o755)
+		r = run(['bash', os.path.join(HERE, 'checkpatch.sh'), self.tmp,
+			 '/dev/null', '/dev/null'],
+			env={'CHECKPATCH': os.path.join(self.tmp, 'checkpatch.pl')})
+		self.assertEqual(r.returncode, 1)
+		self.assertIn('did not report the trailing whitespace', r.stdout)
+
+	def test_checkpatch_without_patches_fails(self):
+		r = self.checkpatch('clean', patches=0)
+		self.assertEqual(r.returncode, 1)
+		self.assertIn('no patch to check', r.stdout)
+
+	def git(self, repo, *args, env=None):
+		r = run(['git', '-C', repo, *args], env=env)
+		self.assertEqual(r.returncode, 0, r.stderr)
+		return r.stdout
+
+	def series(self, name, email):
+		env = {'HOME': self.tmp, 'GIT_CONFIG_NOSYSTEM': '1',
+		       'XDG_CONFIG_HOME': self.tmp}
+		tree, top = os.path.join(self.tmp, 'tree'), os.path.join(self.tmp, 'top')
+		for d in (tree, top):
+			self.git(self.tmp, 'init', '-q', d, env=env)
+		self.git(tree, 'config', 'user.name', 'Tree Assembler', env=env)
+		self.git(tree, 'config', 'user.email', 'tree@example.org', env=env)
+		with open(os.path.join(tree, 'a'), 'w') as f:
+			f.write('a\n')
+		self.git(tree, 'add', 'a', env=env)
+		self.git(tree, 'commit', '-q', '-m', 'base', env=env)
+		self.git(tree, 'tag', 'dma-dirty-base', env=env)
+		with open(os.path.join(tree, 'a'), 'w') as f:
+			f.write('b\n')
+		self.git(tree, 'commit', '-q', '-a', '-m',
+			 'a: change\n\nWhy.\n\nCo-developed-by: C <c@example.org>\n'
+			 'Signed-off-by: C <c@example.org>\n'
+			 'Signed-off-by: Patch Author <author@example.org>',
+			 '--author', 'Patch Author <author@example.org>', env=env)
+		if name:
+			self.git(top, 'config', 'user.name', name, env=env)
+			self.git(top, 'config', 'user.email', email, env=env)
+		cover = os.path.join(self.tmp, 'cover.txt')
+		with open(cover, 'w') as f:
+			f.write('the subject\n\nthe blurb\n')
+		out = os.path.join(self.tmp, 'out')
+		return out, run(['bash', os.path.join(HERE, 'series.sh'), tree,
+				 out, cover, '2', top], env=env)
+
+	def test_series_is_from_and_signed_by_the_sender(self):
+		out, r = self.series('Sender Name', 'sender@example.org')
+		self.assertEqual(r.returncode, 0, r.stderr)
+		files = sorted(os.listdir(out))
+		self.assertEqual(files, ['v2-0000-cover-letter.patch',
+					 'v2-0001-a-change.patch'])
+		with open(os.path.join(out, files[1])) as f:
+			patch = f.read()
+		self.assertIn('\nFrom: Sender Name <sender@example.org>\n', patch)
+		self.assertIn('Subject: [RFC PATCH v2 1/1] a: change', patch)
+		self.assertNotIn('author@example.org', patch)
+		self.assertIn('Signed-off-by: C <c@example.org>\n'
+			      'Signed-off-by: Sender Name <sender@example.org>\n---\n',
+			      patch)
+		with open(os.path.join(out, files[0])) as f:
+			cover = f.read()
+		self.assertIn('\nFrom: Sender Name <sender@example.org>\n', cover)
+		self.assertIn('the blurb', cover)
+
+	def test_series_without_identity_fails(self):
+		_, r = self.series('', '')
+		self.assertEqual(r.returncode, 1)
+		self.assertIn('user.name and user.email must be set', r.stderr)
 
 
 if __name__ == '__main__':
