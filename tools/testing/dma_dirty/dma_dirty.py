@@ -289,9 +289,23 @@ def run_migrations(paths, names: List[str], counts: parser.Counts,
 
 def cmd_parse(args) -> int:
 	counts = parser.Counts()
+	kselftests = suites = None
+	if args.build:
+		paths = kernel.Paths(os.path.abspath(args.build), args.variant)
+		try:
+			kselftests = kernel.kselftest_counts(paths)
+			suites = kernel.kunit_counts(paths)
+		except (kernel.SetupError, OSError,
+			subprocess.SubprocessError) as e:
+			print('# no counts to hold the logs to: %s' % e)
+	configs = {c.name: c for c in kernel.BOOT_CONFIGS}
 	for path in args.logs:
-		results_of(os.path.basename(path).split('.')[0] + ': ', path,
-			   counts)
+		name = os.path.basename(path).split('.')[0]
+		expect = None
+		if name in configs and kselftests is not None:
+			expect = kernel.expectations(configs[name], kselftests,
+						     suites)
+		results_of(name + ': ', path, counts, expect)
 	print(counts.line())
 	return 1 if counts.failed else 0
 
