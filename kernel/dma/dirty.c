@@ -609,6 +609,7 @@ static struct dma_dirty_counter dma_dirty_counters[DMA_DIRTY_NR_PATHS][2];
 static struct dma_dirty_counter dma_dirty_counter_skipped = {
 	.other = dma_dirty_skipped,
 };
+
 static struct dma_dirty_counter dma_dirty_counter_faults = {
 	.other = dma_dirty_touch_faults,
 };

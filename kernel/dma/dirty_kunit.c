@@ -59,6 +59,7 @@ static struct dma_dirty_backend *suite_saved;
 
 static int dma_dirty_suite_init(struct kunit_suite *suite)
 {
+	hook_cases_init();
 	suite_saved = NULL;
 	if (!strcmp(dma_dirty_current()->name, "off"))
 		suite_saved = dma_dirty_switch(dma_dirty_find("touch"));
@@ -195,19 +196,24 @@ static const char *const dir_names[] = {
 	[DMA_FROM_DEVICE] = "FROM_DEVICE",
 };
 
-#define HOOK_CASES(op)							\
-	{ op, DMA_FROM_DEVICE, 0 },					\
-	{ op, DMA_FROM_DEVICE, DMA_ATTR_SKIP_CPU_SYNC },		\
-	{ op, DMA_BIDIRECTIONAL, 0 },					\
-	{ op, DMA_BIDIRECTIONAL, DMA_ATTR_SKIP_CPU_SYNC },		\
-	{ op, DMA_TO_DEVICE, 0 },					\
-	{ op, DMA_TO_DEVICE, DMA_ATTR_SKIP_CPU_SYNC }
-
-static const struct hook_case hook_cases[] = {
-	HOOK_CASES(OP_SINGLE), HOOK_CASES(OP_PAGE), HOOK_CASES(OP_SG),
-	HOOK_CASES(OP_SYNC_SINGLE), HOOK_CASES(OP_SYNC_SG),
-	HOOK_CASES(OP_NEED_SYNC),
+static const enum dma_data_direction hook_dirs[] = {
+	DMA_FROM_DEVICE, DMA_BIDIRECTIONAL, DMA_TO_DEVICE,
 };
+
+/* Every operation, in every direction, with and without SKIP_CPU_SYNC. */
+static struct hook_case hook_cases[ARRAY_SIZE(op_names) *
+				   ARRAY_SIZE(hook_dirs) * 2];
+
+static void hook_cases_init(void)
+{
+	int i;
+
+	for (i = 0; i < ARRAY_SIZE(hook_cases); i++) {
+		hook_cases[i].op = i / (2 * ARRAY_SIZE(hook_dirs));
+		hook_cases[i].dir = hook_dirs[i / 2 % ARRAY_SIZE(hook_dirs)];
+		hook_cases[i].attrs = i % 2 ? DMA_ATTR_SKIP_CPU_SYNC : 0;
+	}
+}
 
 static void hook_case_desc(const struct hook_case *c, char *desc)
 {
@@ -553,8 +559,9 @@ static void dma_dirty_test_touch_race(struct kunit *test)
 		r.words[p] = page_address(page) + p * PAGE_SIZE;
 
 	/* The touches on this CPU, the writer on another one. */
-	KUNIT_ASSERT_EQ(test, set_cpus_allowed_ptr(current,
-			cpumask_of(raw_smp_processor_id())), 0);
+	KUNIT_ASSERT_EQ(test, 0,
+			set_cpus_allowed_ptr(current,
+					     cpumask_of(raw_smp_processor_id())));
 	cpu = cpumask_any_but(cpu_online_mask, raw_smp_processor_id());
 	writer = kthread_create(race_writer, &r, "dma_dirty_race");
 	KUNIT_ASSERT_FALSE(test, IS_ERR(writer));

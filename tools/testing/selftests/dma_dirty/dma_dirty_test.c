@@ -301,7 +301,7 @@ static const char *const counter_names[] = {
 	"pages_skipped",
 };
 
-#define NR_COUNTERS	(sizeof(counter_names) / sizeof(counter_names[0]))
+#define NR_COUNTERS	ARRAY_SIZE(counter_names)
 
 static int read_counters(long long *v)
 {
