@@ -604,7 +604,9 @@ def main(argv: List[str]) -> int:
 			print()
 			return 0
 		legs = scenario(paths, args.backend, args.legs,
-				iommu=args.iommu)
+				iommu=args.iommu,
+				label=args.backend + ('-viommu' if args.iommu
+						      else ''))
 		failed = 0
 		for i, leg in enumerate(legs):
 			for name, ok, detail in leg_checks(leg, args.backend,
