@@ -21,6 +21,7 @@
 #include <linux/perf_event.h>
 #include <linux/random.h>
 #include <linux/scatterlist.h>
+#include <linux/set_memory.h>
 #include <linux/sched.h>
 #include <linux/slab.h>
 #include <trace/events/dma_dirty.h>
@@ -55,6 +56,7 @@ static void rec_probe(void *data, struct device *dev, phys_addr_t phys,
 		rec.e[i] = (struct rec_entry){ phys, size, path };
 }
 
+static void hook_cases_init(void);
 static struct dma_dirty_backend *suite_saved;
 
 static int dma_dirty_suite_init(struct kunit_suite *suite)
@@ -215,7 +217,7 @@ static void hook_cases_init(void)
 	}
 }
 
-static void hook_case_desc(const struct hook_case *c, char *desc)
+static void hook_case_desc(struct hook_case *c, char *desc)
 {
 	snprintf(desc, KUNIT_PARAM_DESC_SIZE, "%s %s%s", op_names[c->op],
 		 dir_names[c->dir],
@@ -481,6 +483,41 @@ static void dma_dirty_test_touch_writes(struct kunit *test)
 }
 #endif /* CONFIG_HAVE_HW_BREAKPOINT */
 
+#if IS_BUILTIN(CONFIG_DMA_MARK_DIRTY_KUNIT_TEST) && defined(CONFIG_DEBUG_FS)
+/*
+ * A read-only page mapped for a device to write is a driver bug; the touch
+ * backend counts it and goes on instead of oopsing.  set_memory_ro() is not
+ * exported, hence built-in only.
+ */
+static void dma_dirty_test_touch_read_only(struct kunit *test)
+{
+	struct dma_dirty_totals t0, t1;
+	struct page *page;
+	unsigned long addr;
+
+	if (!touch_active(test))
+		return;
+	page = alloc_page(GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, page);
+	addr = (unsigned long)page_address(page);
+	KUNIT_ASSERT_EQ(test, set_memory_ro(addr, 1), 0);
+
+	dma_dirty_read_stats(&t0);
+	dma_mark_dirty(rec.dev, page_to_phys(page) + 8, 16, DMA_FROM_DEVICE);
+	dma_dirty_read_stats(&t1);
+
+	KUNIT_ASSERT_EQ(test, set_memory_rw(addr, 1), 0);
+	__free_page(page);
+	KUNIT_EXPECT_EQ(test, t1.touch_faults - t0.touch_faults, 1);
+	KUNIT_EXPECT_EQ(test, rec.count, 1);
+}
+#else
+static void dma_dirty_test_touch_read_only(struct kunit *test)
+{
+	kunit_skip(test, "needs the test built in, and CONFIG_DEBUG_FS");
+}
+#endif
+
 #define TOUCH_PAGES	4
 
 /* The touch backend writes, but nothing a reader of the page can see. */
@@ -601,6 +638,7 @@ static struct kunit_case dma_dirty_test_cases[] = {
 	KUNIT_CASE(dma_dirty_test_not_ram),
 	KUNIT_CASE(dma_dirty_test_find),
 	KUNIT_CASE(dma_dirty_test_touch_writes),
+	KUNIT_CASE(dma_dirty_test_touch_read_only),
 	KUNIT_CASE(dma_dirty_test_touch_invisible),
 	KUNIT_CASE(dma_dirty_test_touch_race),
 	{}
