@@ -394,7 +394,6 @@ static void __dma_dirty_switch(struct dma_dirty_backend *backend)
 	 * the switch is complete everywhere when this returns.
 	 */
 	synchronize_rcu();
-	pr_info("backend %s (was %s)\n", backend->name, old->name);
 }
 
 /* Must hold dma_dirty_lock. */
@@ -479,8 +478,11 @@ int dma_mark_dirty_register(struct dma_dirty_backend *backend)
 	list_add_tail(&backend->list, &dma_dirty_backends);
 	if (!strcmp(dma_dirty_param, backend->name) ||
 	    (!strcmp(dma_dirty_param, "auto") &&
-	     __dma_dirty_auto() == backend))
+	     __dma_dirty_auto() == backend)) {
+		pr_info("backend %s registered and selected (dma_mark_dirty=%s)\n",
+			backend->name, dma_dirty_param);
 		__dma_dirty_switch(backend);
+	}
 out:
 	mutex_unlock(&dma_dirty_lock);
 	return ret;
@@ -558,8 +560,11 @@ static ssize_t dma_dirty_backend_write(struct file *file,
 
 	mutex_lock(&dma_dirty_lock);
 	backend = __dma_dirty_find(name);
-	if (backend)
+	if (backend) {
+		pr_info("backend %s (was %s), switched in debugfs\n",
+			backend->name, dma_dirty_backend->name);
 		__dma_dirty_switch(backend);
+	}
 	mutex_unlock(&dma_dirty_lock);
 	return backend ? count : -EINVAL;
 }
