@@ -17,6 +17,7 @@
 #include <linux/gfp.h>
 #include <linux/hw_breakpoint.h>
 #include <linux/kthread.h>
+#include <linux/memblock.h>
 #include <linux/mm.h>
 #include <linux/perf_event.h>
 #include <linux/random.h>
