@@ -35,10 +35,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
+import json
 import mmap
 import os
 import shutil
 import signal
+import socket
 import struct
 import subprocess
 import sys
@@ -79,10 +82,53 @@ COUNTERS_TAG = 'demo: verified: '
 IOMMU_QEMU = ['-device', 'intel-iommu,intremap=off']
 IOMMU_APPEND = ['intel_iommu=on', 'iommu.passthrough=0']
 WARMUP_BUFFERS = 50		# buffers received before migration starts
+# No migration progress (bytes sent, buffers received) for this long: a
+# stalled guest or QEMU, not a result.
+STALL_SECONDS = 120
+
+
+@dataclass
+class Profile:
+	"""Where and how hard the guests run."""
+	accel: str = 'tcg'
+	ring: int = 0		# KVM dirty ring entries; 0: the dirty bitmap
+	ram_mb: int = RAM_MB
+	max_bandwidth: int = MAX_BANDWIDTH
+	poll_us: int = 20	# dd_sim's sleep when its ring is empty
+	churn_mb: int = 4	# what demo.sh rewrites every 100 ms
+	tcp: bool = False	# QMP and migration over loopback TCP
+
+
+# L2 guests under KVM inside the nested L1 (DESIGN.md, "Verified"): these
+# converged in 16 to 22 s; 48 MiB/s, 16 MiB per 100 ms, 2 vCPUs or a device
+# polling every 20 us starved the L2.  TCP: the test kernel, the L1's, may
+# lack CONFIG_UNIX.
+KVM_PROFILE = Profile(accel='kvm', ram_mb=512, max_bandwidth=8 << 20,
+		      poll_us=200, churn_mb=1, tcp=True)
+# The L1, the test kernel as a KVM host under TCG on this machine.
+L1_QEMU = ['-accel', 'tcg', '-cpu', 'max', '-M', 'q35', '-m', '4G',
+	   '-smp', '2']
+# tsc=unstable: TCG has no invariant TSC, so KVM in the L1 keeps the TSC
+# rate of the L1's early calibration as each VM's default, and cannot set
+# it on a vCPU once the L1 has refined its calibration (no TSC scaling
+# under TCG): "user requested TSC rate below hardware speed", and the L2's
+# timers stopped (an RCU stall in idle, "timer wakeup didn't happen"), or
+# QEMU refused to start with an explicit tsc-frequency.  An unstable TSC
+# is never refined.
+L1_APPEND = ['console=ttyS0', 'panic=-1', 'kunit.enable=0', 'tsc=unstable',
+	     'rdinit=/dma-dirty/l1-init']
+L1_TIMEOUT = 1500	# seconds for a whole nested run
+L1_QUIET = 300		# seconds without a line from the runner: stalled
+DIRTY_RING = 4096	# entries per vCPU in the -ring rows
 
 
 class MigrationError(Exception):
 	"""A step failed; the message says which and why."""
+
+
+class EnvironmentFailure(MigrationError):
+	"""Not a result: a guest or QEMU failed before the test code ran, or
+	stalled.  The harness may retry these, never a MigrationError."""
 
 
 class Regs:
@@ -167,12 +213,36 @@ def tail(path: str, n: int = 15) -> str:
 		return '    | (no console log)'
 
 
+# What a guest kernel prints when its vCPU did not run for long: seen when
+# the nested L2 starved (DESIGN.md).
+STALL_SIGNS = ('detected stall', 'self-detected stall', 'soft lockup',
+	       'blocked for more than')
+
+
+def stalled(g: Guest) -> bool:
+	try:
+		with open(g.console, errors='replace') as f:
+			text = f.read()
+	except OSError:
+		return False
+	return any(sign in text for sign in STALL_SIGNS)
+
+
+def free_port() -> int:
+	"""A loopback TCP port nobody listens on (there is only us in an L1)."""
+	with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+		s.bind(('127.0.0.1', 0))
+		return s.getsockname()[1]
+
+
 class Testbed(contextlib.AbstractContextManager):
 	"""Every process and file of one scenario; all removed on exit."""
 
 	def __init__(self, paths: dma_dirty_kernel.Paths, backend: str,
-		     log=print, iommu: bool = False, label: str = ''):
+		     log=print, iommu: bool = False, label: str = '',
+		     profile: Profile = Profile()):
 		self.backend = backend
+		self.profile = profile
 		self.iommu = iommu
 		# names the logs: migrate-LABEL-N.console.log, migrate-LABEL.sim.log
 		self.label = label or backend
@@ -240,24 +310,30 @@ class Testbed(contextlib.AbstractContextManager):
 		n = self.count
 		self.count += 1
 		name = '%s%d' % ('dst' if incoming else 'src', n)
-		ram = self.shm('%d-ram' % n, RAM_MB << 20)
+		pf = self.profile
+		ram = self.shm('%d-ram' % n, pf.ram_mb << 20)
 		bar = self.shm('%d-bar' % n, BAR_BYTES)
-		qmp_sock = os.path.join(self.tmp, '%d.qmp' % n)
+		qmp_sock = ('tcp:127.0.0.1:%d' % free_port() if pf.tcp else
+			    os.path.join(self.tmp, '%d.qmp' % n))
 		console = os.path.join(self.logdir, 'migrate-%s-%d.console.log'
 				       % (self.label, n))
 		append = ['console=ttyS0', 'panic=-1', 'oops=panic',
 			  'kunit.enable=0', 'ddtest.mode=demo',
-			  'dma_mark_dirty=' + self.backend]
+			  'dma_mark_dirty=' + self.backend,
+			  'dddemo.churn_mb=%d' % pf.churn_mb]
 		if self.iommu:
 			append += IOMMU_APPEND
+		accel = pf.accel + (',dirty-ring-size=%d' % pf.ring
+				    if pf.ring else '')
 		cmd = ['qemu-system-x86_64',
-		       '-M', 'q35,memory-backend=ram', '-accel', 'tcg',
-		       '-cpu', 'max', '-smp', '1', '-m', '%dM' % RAM_MB]
+		       '-M', 'q35,memory-backend=ram', '-accel', accel,
+		       '-cpu', 'host' if pf.accel == 'kvm' else 'max',
+		       '-smp', '1', '-m', '%dM' % pf.ram_mb]
 		# before the PCI devices it translates for
 		if self.iommu:
 			cmd += IOMMU_QEMU
 		cmd += ['-object', 'memory-backend-file,id=ram,size=%dM,mem-path=%s,share=on'
-				% (RAM_MB, ram),
+				% (pf.ram_mb, ram),
 			'-object', 'memory-backend-file,id=bar,size=%d,mem-path=%s,share=on'
 				% (BAR_BYTES, bar),
 			'-device', 'pcie-root-port,id=rp0,chassis=1,slot=1',
@@ -266,7 +342,8 @@ class Testbed(contextlib.AbstractContextManager):
 			'-append', ' '.join(append),
 			'-display', 'none', '-monitor', 'none', '-no-reboot',
 			'-serial', 'file:' + console,
-			'-qmp', 'unix:%s,server=on,wait=off' % qmp_sock]
+			'-qmp', '%s,server=on,wait=off' % (
+				qmp_sock if pf.tcp else 'unix:' + qmp_sock)]
 		if incoming:
 			cmd += ['-incoming', 'defer']
 		proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
@@ -276,9 +353,10 @@ class Testbed(contextlib.AbstractContextManager):
 		self.guests.append(g)
 		try:
 			g.qmp = dd_qmp.QMP(qmp_sock, timeout=30)
-		except dd_qmp.QMPError as e:
 			g.check_alive()
-			raise MigrationError('QEMU %s: %s' % (name, e))
+		except (dd_qmp.QMPError, MigrationError) as e:
+			raise EnvironmentFailure('QEMU start failure: %s: %s; stderr: %s'
+						 % (name, e, tail(console + '.qemu', 5)))
 		g.regs = Regs(bar, self.layout)
 		return g
 
@@ -287,7 +365,8 @@ class Testbed(contextlib.AbstractContextManager):
 		self.sim_log = open(os.path.join(self.logdir, 'migrate-%s.sim.log'
 						 % self.label), 'a')
 		self.sim = subprocess.Popen([self.sim_bin, '--ram', g.ram,
-					     '--bar', g.bar],
+					     '--bar', g.bar, '--poll-us',
+					     str(self.profile.poll_us)],
 					    stdin=subprocess.DEVNULL,
 					    stdout=self.sim_log,
 					    stderr=self.sim_log)
@@ -318,9 +397,12 @@ class Testbed(contextlib.AbstractContextManager):
 				raise MigrationError('%s: the guest driver reports a device error; console:\n%s'
 						     % (g.name, tail(g.console)))
 			if time.monotonic() > deadline:
-				raise MigrationError('%s: %s did not happen within %d s; last console lines:\n%s'
-						     % (g.name, what, timeout,
-							tail(g.console)))
+				err = EnvironmentFailure if stalled(g) else \
+					MigrationError
+				raise err('%s: %s did not happen within %d s%s; last console lines:\n%s'
+					  % (g.name, what, timeout,
+					     ' (guest stall)' if stalled(g)
+					     else '', tail(g.console)))
 			time.sleep(0.1)
 
 	@staticmethod
@@ -352,15 +434,18 @@ class Testbed(contextlib.AbstractContextManager):
 		leg = Leg()
 		t0 = time.monotonic()
 		dst = self.start_guest(incoming='yes')
-		uri = 'unix:' + os.path.join(self.tmp, 'mig%d.sock' % self.count)
+		uri = ('tcp:127.0.0.1:%d' % free_port() if self.profile.tcp else
+		       'unix:' + os.path.join(self.tmp, 'mig%d.sock' % self.count))
 		dst.qmp.cmd('migrate-incoming', uri=uri)
 		src.qmp.cmd('migrate-set-parameters', **{
-			'downtime-limit': 1, 'max-bandwidth': MAX_BANDWIDTH})
+			'downtime-limit': 1,
+			'max-bandwidth': self.profile.max_bandwidth})
 		received0 = src.regs.get('received')
 		src.qmp.cmd('migrate', uri=uri)
 		quiesce_asked = released = False
 		last_print = 0.0
 		deadline = time.monotonic() + 900
+		progress, progress_t = None, time.monotonic()
 		while True:
 			src.check_alive()
 			dst.check_alive()
@@ -378,6 +463,15 @@ class Testbed(contextlib.AbstractContextManager):
 				leg.downtime_ms = info.get('downtime', 0)
 				break
 			now = time.monotonic()
+			seen = (ram.get('transferred', 0), passes,
+				src.regs.get('received'))
+			if seen != progress:
+				progress, progress_t = seen, now
+			elif now - progress_t > STALL_SECONDS:
+				raise EnvironmentFailure('stall: no migration progress and no buffer received for %d s (status %s, pass %d); %s console:\n%s'
+							 % (STALL_SECONDS, status,
+							    passes, src.name,
+							    tail(src.console)))
 			if now - last_print >= 2:
 				last_print = now
 				# QEMU reports 0 until it has measured a rate
@@ -457,7 +551,10 @@ class Testbed(contextlib.AbstractContextManager):
 			g.check_alive()
 			with contextlib.suppress(OSError), \
 					open(g.console, errors='replace') as f:
-				for line in f.read().splitlines():
+				# Whole lines only: under nested KVM each byte
+				# of the serial port is an exit, and the line
+				# was seen half written.
+				for line in f.read().split('\n')[:-1]:
 					i = line.find(COUNTERS_TAG)
 					if i < 0:
 						continue
@@ -536,20 +633,31 @@ def leg_checks(leg: Leg, backend: str, iommu: bool = False) -> List[tuple]:
 
 
 def scenario(paths: dma_dirty_kernel.Paths, backend: str, legs: int = 1,
-	     log=print, iommu: bool = False, label: str = '') -> List[Leg]:
+	     log=print, iommu: bool = False, label: str = '',
+	     profile: Profile = Profile()) -> List[Leg]:
 	"""Boot, start traffic, migrate @legs times (ping-pong), verify each."""
 	results = []
-	with Testbed(paths, backend, log, iommu, label) as tb:
+	if profile.accel == 'kvm' and not os.path.exists('/dev/kvm'):
+		raise MigrationError('no /dev/kvm: this machine cannot run the KVM guests (in a nested run: the L1 has no KVM, see its console)')
+	with Testbed(paths, backend, log, iommu, label, profile) as tb:
 		if tb.const('DD_POOL_TRACKED') + tb.const('DD_POOL_LONG') + \
 				tb.const('DD_POOL_CONTROL') > QUIESCE_AFTER_BUFFERS:
 			raise MigrationError('QUIESCE_AFTER_BUFFERS (%d) is below the pool: some buffers would not be rewritten during migration'
 					     % QUIESCE_AFTER_BUFFERS)
-		log('# migration, dma_mark_dirty=%s%s: booting the source'
-		    % (backend, ', behind intel-iommu' if iommu else ''))
+		log('# migration, dma_mark_dirty=%s%s, %s%s: booting the source'
+		    % (backend, ', behind intel-iommu' if iommu else '',
+		       profile.accel, ' dirty ring %d' % profile.ring
+		       if profile.ring else ''))
 		src = tb.start_guest()
-		tb.wait(src, 'the guest driver binding',
-			lambda: src.regs.get('state') == tb.const('DD_STATE_READY'),
-			120)
+		try:
+			tb.wait(src, 'the guest driver binding',
+				lambda: src.regs.get('state') ==
+				tb.const('DD_STATE_READY'), 120)
+		except MigrationError as e:
+			# No test code has run yet: the guest crashed or hung
+			# while booting.
+			raise EnvironmentFailure('guest crash or hang before the test started: %s'
+						 % e) from e
 		tb.start_traffic(src)
 		for i in range(legs):
 			dst, leg = tb.migrate(src)
@@ -558,6 +666,113 @@ def scenario(paths: dma_dirty_kernel.Paths, backend: str, legs: int = 1,
 			if i + 1 < legs:
 				tb.start_traffic(src)
 	return results
+
+
+def write_result(path: str, legs: Optional[List[Leg]] = None,
+		 error: Optional[MigrationError] = None) -> None:
+	"""What a run inside the L1 hands back to the host's harness."""
+	out = {'legs': [dataclasses.asdict(l) for l in legs or []]}
+	if error is not None:
+		out['error'] = str(error)
+		out['environment'] = isinstance(error, EnvironmentFailure)
+	with open(path + '.tmp', 'w') as f:
+		json.dump(out, f, indent=1)
+	os.replace(path + '.tmp', path)
+
+
+def nested(paths: dma_dirty_kernel.Paths, backend: str, legs: int = 1,
+	   log=print, label: str = '', ring: int = 0) -> List[Leg]:
+	"""The scenario on KVM: boot the test kernel under TCG as an L1 KVM
+	host, with the host's / over 9p, and run this same runner in it (the
+	host's python3, QEMU and dd_sim, chrooted) with L2 guests under
+	-accel kvm.  Logs: migrate-LABEL.l1.console.log (the L1 kernel),
+	.l1.runner.log (the runner in it), and the L2 consoles the runner
+	writes, all in the build's log directory, which the L1 mounts
+	read-write."""
+	label = label or 'kvm-' + backend
+	here = os.path.dirname(os.path.abspath(__file__))
+	build = os.path.abspath(paths.build)
+	logs = os.path.abspath(paths.logs)
+	os.makedirs(logs, exist_ok=True)
+	for p, what in ((paths.kernel, 'make kernel'),
+			(paths.initramfs_demo, 'make sim'),
+			(os.path.join(paths.sim, 'dd_sim'), 'make sim')):
+		if not os.path.exists(p):
+			raise MigrationError('%s is missing (%s builds it)'
+					     % (p, what))
+	initrd = os.path.join(build, 'initramfs-l1%s.cpio.gz' % (
+		'-' + paths.variant if paths.variant else ''))
+	dma_dirty_kernel.build_initramfs(
+		paths, initrd, [os.path.join(here, 'guest', 'l1-init')])
+	base = os.path.join(logs, 'migrate-%s' % label)
+	result = base + '.result.json'
+	job = base + '.l1.job'
+	console = base + '.l1.console.log'
+	runner = base + '.l1.runner.log'
+	for f in (result, console, runner):
+		with contextlib.suppress(FileNotFoundError):
+			os.unlink(f)
+	with open(job, 'w') as f:
+		f.write('cd %s && exec python3 -u %s run --build %s --variant "%s" --backend %s --legs %d --accel kvm --ring %d --label %s --result %s\n'
+			% (here, os.path.join(here, 'dd_migrate.py'), build,
+			   paths.variant, backend, legs, ring, label, result))
+	cmd = ['qemu-system-x86_64', *L1_QEMU,
+	       '-kernel', paths.kernel, '-initrd', initrd,
+	       '-append', ' '.join(L1_APPEND + ['ddl1.job=' + job,
+					       'ddl1.logs=' + logs]),
+	       '-virtfs', 'local,path=/,mount_tag=hostroot,security_model=none,readonly=on',
+	       '-virtfs', 'local,path=%s,mount_tag=ddlogs,security_model=none' % logs,
+	       '-display', 'none', '-monitor', 'none', '-no-reboot',
+	       '-serial', 'file:' + console, '-serial', 'file:' + runner]
+	log('# %s: L1 (test kernel, TCG, 4 GiB, 2 vCPUs) runs the scenario with L2 guests under KVM (%s); logs %s.l1.*.log'
+	    % (label, 'dirty ring %d' % ring if ring else 'dirty bitmap', base))
+	t0 = time.monotonic()
+	with open(console + '.qemu', 'w') as err:
+		proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
+					stdout=subprocess.DEVNULL, stderr=err)
+	seen, quiet_since = 0, time.monotonic()
+	lines: List[str] = []
+	try:
+		while proc.poll() is None:
+			time.sleep(1)
+			with contextlib.suppress(OSError), \
+					open(runner, errors='replace') as f:
+				lines = f.read().splitlines()
+			if len(lines) > seen:
+				for l in lines[seen:]:
+					log(l if l.startswith('#') else
+					    '#   L1| ' + l)
+				seen, quiet_since = len(lines), time.monotonic()
+			now = time.monotonic()
+			if now - quiet_since > L1_QUIET or now - t0 > L1_TIMEOUT:
+				raise EnvironmentFailure('stall: the L1 printed nothing for %d s (%d s in); L1 console:\n%s'
+							 % (now - quiet_since,
+							    now - t0,
+							    tail(console)))
+	finally:
+		if proc.poll() is None:
+			proc.kill()
+			proc.wait()
+	log('# %s: L1 powered off after %.0f s' % (label,
+						      time.monotonic() - t0))
+	try:
+		with open(result) as f:
+			out = json.load(f)
+	except (OSError, ValueError):
+		if any(l.startswith('Traceback') for l in lines):
+			raise MigrationError('the runner in the L1 crashed; runner log:\n%s'
+					     % tail(runner, 25))
+		if seen == 0:
+			raise EnvironmentFailure('the L1 did not start the runner (QEMU status %d; stderr %s); L1 console:\n%s'
+						 % (proc.returncode,
+						    tail(console + '.qemu', 5),
+						    tail(console)))
+		raise EnvironmentFailure('the L1 ended without a result; runner log:\n%s\nL1 console:\n%s'
+					 % (tail(runner), tail(console)))
+	if 'error' in out:
+		raise (EnvironmentFailure if out.get('environment') else
+		       MigrationError)(out['error'])
+	return [Leg(**l) for l in out['legs']]
 
 
 def print_table(rows: Dict[str, Leg]) -> None:
@@ -596,6 +811,15 @@ def main(argv: List[str]) -> int:
 	r.add_argument('--iommu', action='store_true',
 		       help='behind intel-iommu: DMA through dma-iommu')
 	r.add_argument('--variant', default='')
+	r.add_argument('--accel', choices=('tcg', 'kvm'), default='tcg',
+		       help='kvm: guests under KVM with the nested settings (inside the L1 of --nested)')
+	r.add_argument('--ring', type=int, default=0,
+		       help='with KVM: dirty ring of N entries instead of the bitmap')
+	r.add_argument('--nested', action='store_true',
+		       help='boot an L1 KVM host under TCG and run --accel kvm in it')
+	r.add_argument('--label', default='', help='names the logs')
+	r.add_argument('--result', default='',
+		       help='also write the legs, or the error, to this JSON file')
 	args = ap.parse_args(argv)
 	paths = dma_dirty_kernel.Paths(os.path.abspath(args.build), args.variant)
 
@@ -610,10 +834,30 @@ def main(argv: List[str]) -> int:
 			print_table(rows)
 			print()
 			return 0
-		legs = scenario(paths, args.backend, args.legs,
-				iommu=args.iommu,
-				label=args.backend + ('-viommu' if args.iommu
-						      else ''))
+		label = args.label or (('kvm-' if args.nested else '') +
+				       args.backend +
+				       ('-viommu' if args.iommu else '') +
+				       ('-ring' if args.ring else ''))
+		if args.nested:
+			legs = nested(paths, args.backend, args.legs,
+				      label=label, ring=args.ring)
+		else:
+			profile = Profile()
+			if args.accel == 'kvm':
+				profile = dataclasses.replace(KVM_PROFILE,
+							      ring=args.ring)
+			try:
+				legs = scenario(paths, args.backend, args.legs,
+						iommu=args.iommu, label=label,
+						profile=profile)
+			except (MigrationError, dd_qmp.QMPError) as e:
+				if args.result:
+					write_result(args.result, error=e if
+						     isinstance(e, MigrationError)
+						     else MigrationError(str(e)))
+				raise
+			if args.result:
+				write_result(args.result, legs)
 		failed = 0
 		for i, leg in enumerate(legs):
 			for name, ok, detail in leg_checks(leg, args.backend,
@@ -624,7 +868,9 @@ def main(argv: List[str]) -> int:
 							   name, detail))
 		return 1 if failed else 0
 	except (MigrationError, dd_qmp.QMPError) as e:
-		print('error: %s' % e)
+		print('error: %s%s' % ('environment failure (not a test result): '
+				      if isinstance(e, EnvironmentFailure)
+				      else '', e))
 		return 1
 	except KeyboardInterrupt:
 		print('interrupted; everything started was stopped and removed')

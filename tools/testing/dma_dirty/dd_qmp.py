@@ -13,16 +13,27 @@ class QMPError(Exception):
 	pass
 
 
+def address(path: str) -> tuple:
+	"""(family, address) of a socket path, or of "tcp:HOST:PORT"."""
+	if path.startswith('tcp:'):
+		host, port = path[len('tcp:'):].rsplit(':', 1)
+		return socket.AF_INET, (host, int(port))
+	return socket.AF_UNIX, path
+
+
 class QMP:
-	"""One QMP connection over a unix socket; events are kept, not lost."""
+	"""One QMP connection over a unix socket, or loopback TCP where the
+	kernel has no CONFIG_UNIX (@path "tcp:HOST:PORT"); events are kept,
+	not lost."""
 
 	def __init__(self, path: str, timeout: float = 30.0):
 		deadline = time.monotonic() + timeout
+		family, addr = address(path)
 		while True:
 			try:
-				self.sock = socket.socket(socket.AF_UNIX,
+				self.sock = socket.socket(family,
 							  socket.SOCK_STREAM)
-				self.sock.connect(path)
+				self.sock.connect(addr)
 				break
 			except (FileNotFoundError, ConnectionRefusedError):
 				self.sock.close()
@@ -61,6 +72,29 @@ class QMP:
 				raise QMPError('%s: %s' % (name,
 							   reply['error'].get('desc')))
 			return reply.get('return')
+
+	def event(self, name: str, timeout: float, **match) -> Dict[str, Any]:
+		"""Wait for event @name whose data has @match; it is consumed."""
+		deadline = time.monotonic() + timeout
+		while True:
+			for e in self.events:
+				if e['event'] == name and all(
+						e.get('data', {}).get(k) == v
+						for k, v in match.items()):
+					self.events.remove(e)
+					return e
+			left = deadline - time.monotonic()
+			if left <= 0:
+				raise QMPError('no %s event within %d s'
+					       % (name, timeout))
+			old = self.sock.gettimeout()
+			self.sock.settimeout(min(left, 1.0))
+			try:
+				self.events.append(self._read())
+			except socket.timeout:
+				pass
+			finally:
+				self.sock.settimeout(old)
 
 	def close(self) -> None:
 		try:

@@ -235,18 +235,30 @@ def cmd_run(args) -> int:
 	return 1 if counts.failed or not counts.passed else 0
 
 
-# (name, description, dma_mark_dirty=, legs, behind intel-iommu).  Every
-# leg also checks its control group (buffers the device writes and nothing
-# reports): corrupted in every run, beside tracked buffers intact.
+# (name, description, dma_mark_dirty=, legs, behind intel-iommu, where).
+# where: 'tcg', the guests under TCG on this machine; 'kvm', the test
+# kernel booted under TCG as an L1 KVM host runs the same scenario with its
+# guests under KVM, whose dirty bitmap is then what must see the pages;
+# 'kvm-ring', the same with KVM's dirty ring.  Every leg also checks its
+# control group (buffers the device writes and nothing reports): corrupted
+# in every run, beside tracked buffers intact.
 MIGRATIONS = [
 	('migrate-off', 'dma_mark_dirty=off: the hazard is real', 'off', 1,
-	 False),
+	 False, 'tcg'),
 	('migrate-touch', 'dma_mark_dirty=touch through dma-direct: nothing tracked is lost',
-	 'touch', 1, False),
+	 'touch', 1, False, 'tcg'),
 	('migrate-viommu', 'dma_mark_dirty=touch through dma-iommu (intel-iommu): nothing tracked is lost',
-	 'touch', 1, True),
+	 'touch', 1, True, 'tcg'),
 	('migrate-soak', 'ten ping-pong migrations with traffic, touch', 'touch',
-	 10, False),
+	 10, False, 'tcg'),
+	('migrate-kvm-off', 'nested KVM, dirty bitmap, dma_mark_dirty=off: KVM misses the DMA too',
+	 'off', 1, False, 'kvm'),
+	('migrate-kvm-touch', 'nested KVM, dirty bitmap, dma_mark_dirty=touch: KVM\'s write protection sees every touch',
+	 'touch', 1, False, 'kvm'),
+	('migrate-kvm-touch-ring', 'nested KVM, dirty ring, dma_mark_dirty=touch',
+	 'touch', 1, False, 'kvm-ring'),
+	('migrate-kvm-off-ring', 'nested KVM, dirty ring, dma_mark_dirty=off',
+	 'off', 1, False, 'kvm-ring'),
 ]
 
 
@@ -260,7 +272,7 @@ def run_migrations(paths, names: List[str], counts: parser.Counts,
 	import dd_migrate
 	import dd_qmp
 
-	for name, desc, backend, nlegs, iommu in MIGRATIONS:
+	for name, desc, backend, nlegs, iommu, where in MIGRATIONS:
 		if name not in names:
 			continue
 		print('# %s: %s' % (name, desc), flush=True)
@@ -269,13 +281,36 @@ def run_migrations(paths, names: List[str], counts: parser.Counts,
 			      'QEMU %d.%d loses guest CPU writes in TCG migration; need 9.0 or newer (make deps)'
 			      % version)
 			continue
-		try:
-			legs = dd_migrate.scenario(
-				paths, backend, nlegs,
-				log=lambda m: print(m, flush=True), iommu=iommu,
-				label=name[len('migrate-'):])
-		except (dd_migrate.MigrationError, dd_qmp.QMPError) as e:
-			check(counts, name, False, str(e))
+		label = name[len('migrate-'):]
+		for attempt in (1, 2):
+			try:
+				if where == 'tcg':
+					legs = dd_migrate.scenario(
+						paths, backend, nlegs,
+						log=lambda m: print(m, flush=True),
+						iommu=iommu, label=label)
+				else:
+					legs = dd_migrate.nested(
+						paths, backend, nlegs,
+						log=lambda m: print(m, flush=True),
+						label=label,
+						ring=dd_migrate.DIRTY_RING
+						if where == 'kvm-ring' else 0)
+				break
+			except dd_migrate.EnvironmentFailure as e:
+				# Not a result: retried once, and said so.
+				legs = None
+				why = 'environment failure, not a test result: %s' % e
+				if attempt == 1:
+					print('# %s: %s' % (name, why))
+					print('# %s: retrying once after an environment failure'
+					      % name, flush=True)
+			except (dd_migrate.MigrationError, dd_qmp.QMPError) as e:
+				legs = None
+				why = 'test failure: %s' % e
+				break
+		if legs is None:
+			check(counts, name, False, why)
 			continue
 		if len(legs) != nlegs:
 			check(counts, name, False, '%d of %d legs ran'

@@ -4,7 +4,8 @@
 # The guest side of a migration scenario (dd_migrate.py): load the driver of
 # the simulated device, bind it to the ivshmem-plain device, and keep the
 # CPU rewriting a few MiB every 100 ms, as a busy guest does, so that
-# pre-copy keeps iterating.  Everything else goes through the device's
+# pre-copy keeps iterating (dddemo.churn_mb=N on the command line, default
+# 4; a nested KVM guest gets 1, more starves it).  Everything else goes through the device's
 # registers, except one thing the runner cannot read there: each time the
 # driver has verified its buffers, this script prints the dma_mark_dirty
 # debugfs counters on the console, as one line
@@ -23,6 +24,8 @@ counters() {
 	echo "$line"
 }
 
+churn=$(tr ' ' '\n' < /proc/cmdline | sed -n 's/^dddemo\.churn_mb=//p')
+churn=${churn:-4}
 insmod /dma-dirty/dd_sim_drv.ko || say "error: cannot load dd_sim_drv.ko"
 dev=
 for d in /sys/bus/pci/devices/*; do
@@ -42,7 +45,7 @@ else
 fi
 last=
 while :; do
-	dd if=/dev/zero of=/tmp/churn bs=1M count=4 2>/dev/null
+	dd if=/dev/zero of=/tmp/churn bs=1M count=$churn 2>/dev/null
 	if [ -n "$state" ]; then
 		now=$(cat "$state" 2>/dev/null)
 		[ "$now" = verified ] && [ "$last" != verified ] &&
