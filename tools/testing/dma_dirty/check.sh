@@ -159,7 +159,7 @@ fi
 # the series' files, with W=1 on the series' objects that are built
 option_build() {	# NAME ARCH FRAGMENT
 	local name=$1 arch=$2 frag=$3 obj=$BUILD/obj-check-$1 log=$LOG/option-$1
-	local built= o ok=1 mine
+	local built= o d ok=1 mine
 	if ! ARCH=$arch "$TOOLS/configure.sh" "$TREE" "$obj" "$frag" > "$log.config.log" 2>&1; then
 		cat "$log.config.log"
 		fail "$name: configuration ($(basename "$frag"))"
@@ -171,10 +171,25 @@ option_build() {	# NAME ARCH FRAGMENT
 		fail "$name: build failed (log: $log.build.log)"
 		ok=0
 	fi
+	# The series' objects this configuration builds: those its archives
+	# and module lists name, and after a failed build those compiled
+	# since it was configured.  A .cmd file alone may be left over from
+	# another configuration.
 	for o in $objs; do
-		[ -f "$obj/$(dirname "$o")/.$(basename "$o").cmd" ] && built="$built $o"
+		d=$obj/$(dirname "$o")
+		# ar names a thin archive's members relative to where it runs
+		if { [ -f "$d/built-in.a" ] &&
+		     (cd "$obj" && ar t "$(dirname "$o")/built-in.a") | grep -qxF "$o"; } ||
+		   grep -qxF "$o" "$d/modules.order" 2> /dev/null ||
+		   { [ $ok -eq 0 ] && [ "$d/.$(basename "$o").cmd" -nt "$obj/.config" ]; }; then
+			built="$built $o"
+		fi
 	done
 	: > "$log.w1.log"
+	if [ -z "$built" ]; then
+		fail "$name: none of the series' objects was built"
+		ok=0
+	fi
 	if [ -n "$built" ] &&
 	   ! "${KMAKE[@]}" -k ARCH="$arch" O="$obj" W=1 $built > "$log.w1.log" 2>&1; then
 		grep -m10 -E ': error:|\*\*\*' "$log.w1.log"
