@@ -304,6 +304,7 @@ static int tdd_run(struct tdd *t, struct tdd_cmd *c)
 	c->mappings = 0;
 	c->data_ok = 0;
 	c->need_sync = 0;
+	c->api_debug = IS_ENABLED(CONFIG_DMA_API_DEBUG);
 	if (c->op == TDD_MAP_SG || c->op == TDD_SYNC_SG)
 		ret = tdd_sg(t, c, data, page, attrs);
 	else

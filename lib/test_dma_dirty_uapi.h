@@ -71,6 +71,7 @@ struct tdd_cmd {
 	__u32 mappings;		/* mappings made (sg: mapped segments) */
 	__u32 data_ok;		/* the CPU saw every byte the device wrote */
 	__u32 need_sync;	/* TDD_NEED_SYNC: what dma_need_sync() said */
+	__u32 api_debug;	/* CONFIG_DMA_API_DEBUG: every sync is made */
 };
 
 #define TEST_DMA_DIRTY_RUN	_IOWR('D', 0x60, struct tdd_cmd)
