@@ -7,8 +7,8 @@ writes the payload of each buffer the guest driver posts straight into it,
 which QEMU's dirty tracking never sees.  The runner starts the source and
 destination QEMU (TCG), starts traffic, migrates over a unix socket while
 the traffic runs, asks the driver to quiesce through the device's registers
-(the stop bit, not the serial console, which can stall under TCG while
-pre-copy iterates), lets the migration complete, and asks the driver on the
+(not the serial console, which can stall under TCG while pre-copy
+iterates), lets the migration complete, and asks the driver on the
 destination to verify every buffer it kept against the payload the device
 wrote for its sequence number.
 
@@ -24,11 +24,24 @@ intel-iommu, so the driver's DMA goes through dma-iommu.
   dd_migrate.py demo --build build      off and touch, then a table
   dd_migrate.py run --build build --backend off [--legs N] [--iommu]
 
-Hot-unplug is not used to quiesce: QEMU stops the guest before the
-pause-before-switchover point, so the guest could not process an unplug
-there; an unplug requested earlier, during pre-copy, was not tried.  The
-stop bit makes the driver finish the buffer in flight and unmap it, which
-is what removal does (dd_sim_drv.c, dd_remove()).
+  dd_migrate.py run ... --quiesce unplug   the device hot-unplugged
+  dd_migrate.py run ... --nested           under KVM, in an L1 KVM host
+
+Two quiesces (QUIESCE_MODES): the stop bit in the device's registers, or
+a hot-unplug during pre-copy: the driver stops, the guest powers the PCIe
+slot off (demo.sh), pciehp removes the device and the driver's remove
+path unmaps everything; on the destination a new device is plugged on the
+same root port, the driver adopts its kept buffers, verifies them and
+receives again.  QEMU 10 refuses a QMP device_del while a migration runs,
+hence the guest's own slot power-off; the device_del (of the powered-off
+device, DEVICE_DELETED awaited) and the device_add happen on the
+destination.
+
+--nested boots the test kernel under TCG as an L1 KVM host, with this
+machine's / over 9p, and runs this same runner in it (--accel kvm, the
+lighter settings of KVM_PROFILE), which hands the legs back as JSON.
+EnvironmentFailure marks what is not a result (a QEMU that does not
+start, a guest that dies or hangs before the test started, a stall).
 """
 
 from __future__ import annotations
@@ -122,6 +135,26 @@ L1_QUIET = 300		# seconds without a line from the runner: stalled
 DIRTY_RING = 4096	# entries per vCPU in the -ring rows
 
 
+# How the device is quiesced before switchover.  stop: a bit in its
+# registers; the driver finishes the buffer in flight and stops.  unplug:
+# the guest takes the device away as a user would, during pre-copy: the
+# driver stops, user space (demo.sh) powers its PCIe slot off, pciehp
+# removes it and the driver's remove path unmaps everything.  QEMU 10
+# refuses QMP device_del while a migration runs ("device_del not allowed
+# while migrating": only a failover primary may be unplugged then), so the
+# guest powers the slot off itself; after the migration the runner
+# device_del's the powered-off device on the destination (DEVICE_DELETED
+# awaited), device_add's a new one on the same pcie-root-port, the driver
+# binds it, adopts its kept buffers, verifies them and receives again.
+QUIESCE_MODES = ('stop', 'unplug')
+# Native PCIe hotplug on the root port (QEMU defaults to ACPI hotplug on
+# q35, which the test kernel does not build), and the ports given to the
+# kernel (the firmware's _OSC would not hand them over).
+UNPLUG_QEMU = ['-global', 'ICH9-LPC.acpi-pci-hotplug-with-bridge-support=off']
+UNPLUG_APPEND = ['pcie_ports=native']
+REPLUG_BUFFERS = 50	# received on the destination after the replug
+
+
 class MigrationError(Exception):
 	"""A step failed; the message says which and why."""
 
@@ -184,6 +217,10 @@ class Leg:
 	remapped: int = 0	# descriptors whose DMA address was an IOVA
 	# the guest's debugfs counters after verification; None: not printed
 	counters: Optional[Dict[str, str]] = None
+	quiesce: str = 'stop'	# or 'unplug' (QUIESCE_MODES)
+	# unplug: buffers received on the destination after the device was
+	# plugged back and verification done; -1: not tried
+	replug_received: int = -1
 
 
 @dataclass
@@ -240,9 +277,10 @@ class Testbed(contextlib.AbstractContextManager):
 
 	def __init__(self, paths: dma_dirty_kernel.Paths, backend: str,
 		     log=print, iommu: bool = False, label: str = '',
-		     profile: Profile = Profile()):
+		     profile: Profile = Profile(), quiesce: str = 'stop'):
 		self.backend = backend
 		self.profile = profile
+		self.quiesce = quiesce
 		self.iommu = iommu
 		# names the logs: migrate-LABEL-N.console.log, migrate-LABEL.sim.log
 		self.label = label or backend
@@ -323,6 +361,8 @@ class Testbed(contextlib.AbstractContextManager):
 			  'dddemo.churn_mb=%d' % pf.churn_mb]
 		if self.iommu:
 			append += IOMMU_APPEND
+		if self.quiesce == 'unplug':
+			append += UNPLUG_APPEND
 		accel = pf.accel + (',dirty-ring-size=%d' % pf.ring
 				    if pf.ring else '')
 		cmd = ['qemu-system-x86_64',
@@ -332,6 +372,8 @@ class Testbed(contextlib.AbstractContextManager):
 		# before the PCI devices it translates for
 		if self.iommu:
 			cmd += IOMMU_QEMU
+		if self.quiesce == 'unplug':
+			cmd += UNPLUG_QEMU
 		cmd += ['-object', 'memory-backend-file,id=ram,size=%dM,mem-path=%s,share=on'
 				% (pf.ram_mb, ram),
 			'-object', 'memory-backend-file,id=bar,size=%d,mem-path=%s,share=on'
@@ -442,7 +484,13 @@ class Testbed(contextlib.AbstractContextManager):
 			'max-bandwidth': self.profile.max_bandwidth})
 		received0 = src.regs.get('received')
 		src.qmp.cmd('migrate', uri=uri)
-		quiesce_asked = released = False
+		quiesce_asked = 0.0
+		released = False
+		unplug = self.quiesce == 'unplug'
+		leg.quiesce = self.quiesce
+		quiesce_bit = 'DD_CTRL_UNPLUG' if unplug else 'DD_CTRL_QUIESCE'
+		quiesced_state = ('DD_STATE_REMOVED' if unplug else
+				  'DD_STATE_QUIESCED')
 		last_print = 0.0
 		deadline = time.monotonic() + 900
 		progress, progress_t = None, time.monotonic()
@@ -490,19 +538,28 @@ class Testbed(contextlib.AbstractContextManager):
 					src.regs.get('received') - received0 >= \
 					QUIESCE_AFTER_BUFFERS:
 				src.regs.set('ctrl', self.const('DD_CTRL_RUN') |
-					     self.const('DD_CTRL_QUIESCE'))
-				quiesce_asked = True
+					     self.const(quiesce_bit))
+				quiesce_asked = now
 			if quiesce_asked and not released and \
 					src.regs.get('state') == \
-					self.const('DD_STATE_QUIESCED'):
+					self.const(quiesced_state):
 				leg.received_during = (src.regs.get('received') -
 						       received0)
-				self.log('#   %s quiesced after %d buffers during migration; letting it converge'
-					 % (src.name, leg.received_during))
+				self.log('#   %s %s after %d buffers during migration; letting it converge'
+					 % (src.name,
+					    'removed the device (slot powered off, everything unmapped)'
+					    if unplug else 'quiesced',
+					    leg.received_during))
 				src.qmp.cmd('migrate-set-parameters', **{
 					'downtime-limit': 20000,
 					'max-bandwidth': FINAL_BANDWIDTH})
 				released = True
+			if quiesce_asked and not released and \
+					now - quiesce_asked > 120:
+				raise MigrationError('%s: the device was not %s within 120 s of asking; console:\n%s'
+						     % (src.name, 'removed' if unplug
+							else 'quiesced',
+							tail(src.console)))
 			if now > deadline:
 				raise MigrationError('migration did not complete within 900 s (status %s, pass %d)'
 						     % (status, passes))
@@ -514,6 +571,8 @@ class Testbed(contextlib.AbstractContextManager):
 		self.wait(dst, 'the destination running',
 			  lambda: dst.qmp.cmd('query-status')['status'] == 'running',
 			  30)
+		if unplug:
+			self.replug(dst)
 		dst.regs.set('ctrl', self.const('DD_CTRL_QUIESCE') |
 			     self.const('DD_CTRL_VERIFY'))
 		self.wait(dst, 'verification',
@@ -535,6 +594,21 @@ class Testbed(contextlib.AbstractContextManager):
 		leg.rx_bad = dst.regs.get('rx_bad')
 		leg.remapped = dst.regs.get('remapped')
 		leg.seconds = time.monotonic() - t0
+		if unplug:
+			# The driver works again on the new device.
+			before = dst.regs.get('received')
+			dst.regs.set('ctrl', self.const('DD_CTRL_RUN'))
+			with contextlib.suppress(MigrationError):
+				self.wait(dst, 'buffers received after the replug',
+					  lambda: dst.regs.get('received') >=
+					  before + REPLUG_BUFFERS, 60)
+			leg.replug_received = dst.regs.get('received') - before
+			dst.regs.set('ctrl', self.const('DD_CTRL_QUIESCE'))
+			self.wait(dst, 'the device quiesced again',
+				  lambda: dst.regs.get('state') ==
+				  self.const('DD_STATE_QUIESCED'), 30)
+			self.log('#   %s: %d buffers received after the replug'
+				 % (dst.name, leg.replug_received))
 		self.log('#   %s: %d buffers verified; corrupted: %s; %d passes, %.0f MB sent, downtime %d ms, %.0f s'
 			 % (dst.name, leg.verified,
 			    ', '.join('%s %d/%d' % (what, leg.cls_corrupted[c],
@@ -543,6 +617,34 @@ class Testbed(contextlib.AbstractContextManager):
 			    leg.passes, leg.mb_sent, leg.downtime_ms,
 			    leg.seconds))
 		return dst, leg
+
+	def replug(self, g: Guest) -> None:
+		"""On the destination: take the powered-off device away and plug
+		a new one on the same root port; the driver adopts its pool."""
+		g.qmp.cmd('device_del', id='dd0')
+		try:
+			g.qmp.event('DEVICE_DELETED', 30, device='dd0')
+		except dd_qmp.QMPError as e:
+			raise MigrationError('%s: device_del of the powered-off device: %s'
+					     % (g.name, e))
+		# A new register file: QEMU 10 aborts when a device is added
+		# on the memory backend of a deleted ivshmem device
+		# (qemu_ram_set_idstr: Assertion `!new_block->idstr[0]').
+		bar = self.shm('%s-bar-replug' % g.name, BAR_BYTES)
+		g.qmp.cmd('object-add', **{'qom-type': 'memory-backend-file',
+					   'id': 'bar-replug', 'size': BAR_BYTES,
+					   'mem-path': bar, 'share': True})
+		g.qmp.cmd('device_add', driver='ivshmem-plain',
+			  memdev='bar-replug', master='on', bus='rp0', id='dd0')
+		g.regs.close()
+		g.bar = bar
+		g.regs = Regs(bar, self.layout)
+		self.start_sim(g)
+		self.wait(g, 'the driver binding the plugged-back device',
+			  lambda: g.regs.get('state') ==
+			  self.const('DD_STATE_READY'), 60)
+		self.log('#   %s: device deleted (DEVICE_DELETED), a new one added; the driver adopted its buffers'
+			 % g.name)
 
 	def counters(self, g: Guest) -> Optional[Dict[str, str]]:
 		"""The debugfs counters demo.sh prints once @g has verified."""
@@ -629,25 +731,35 @@ def leg_checks(leg: Leg, backend: str, iommu: bool = False) -> List[tuple]:
 				       '%s corrupted = %d of %d' % (what, n, of)))
 	ok, detail = path_check(leg, backend, iommu)
 	checks.append(('dma_path', ok, detail))
+	if leg.quiesce == 'unplug':
+		checks.append(('device_works_after_replug',
+			       leg.replug_received >= REPLUG_BUFFERS,
+			       '%d buffers received on the destination after the device was plugged back (at least %d)'
+			       % (leg.replug_received, REPLUG_BUFFERS)))
 	return checks
 
 
 def scenario(paths: dma_dirty_kernel.Paths, backend: str, legs: int = 1,
 	     log=print, iommu: bool = False, label: str = '',
-	     profile: Profile = Profile()) -> List[Leg]:
+	     profile: Profile = Profile(), quiesce: str = 'stop') -> List[Leg]:
 	"""Boot, start traffic, migrate @legs times (ping-pong), verify each."""
 	results = []
+	if quiesce == 'unplug' and legs != 1:
+		# the destination's device then sits on another backend
+		raise MigrationError('--quiesce unplug runs one leg')
 	if profile.accel == 'kvm' and not os.path.exists('/dev/kvm'):
 		raise MigrationError('no /dev/kvm: this machine cannot run the KVM guests (in a nested run: the L1 has no KVM, see its console)')
-	with Testbed(paths, backend, log, iommu, label, profile) as tb:
+	with Testbed(paths, backend, log, iommu, label, profile,
+		     quiesce) as tb:
 		if tb.const('DD_POOL_TRACKED') + tb.const('DD_POOL_LONG') + \
 				tb.const('DD_POOL_CONTROL') > QUIESCE_AFTER_BUFFERS:
 			raise MigrationError('QUIESCE_AFTER_BUFFERS (%d) is below the pool: some buffers would not be rewritten during migration'
 					     % QUIESCE_AFTER_BUFFERS)
-		log('# migration, dma_mark_dirty=%s%s, %s%s: booting the source'
+		log('# migration, dma_mark_dirty=%s%s, %s%s, quiesce by %s: booting the source'
 		    % (backend, ', behind intel-iommu' if iommu else '',
 		       profile.accel, ' dirty ring %d' % profile.ring
-		       if profile.ring else ''))
+		       if profile.ring else '',
+		       'hot-unplug' if quiesce == 'unplug' else 'stop bit'))
 		src = tb.start_guest()
 		try:
 			tb.wait(src, 'the guest driver binding',
@@ -681,7 +793,8 @@ def write_result(path: str, legs: Optional[List[Leg]] = None,
 
 
 def nested(paths: dma_dirty_kernel.Paths, backend: str, legs: int = 1,
-	   log=print, label: str = '', ring: int = 0) -> List[Leg]:
+	   log=print, label: str = '', ring: int = 0,
+	   quiesce: str = 'stop') -> List[Leg]:
 	"""The scenario on KVM: boot the test kernel under TCG as an L1 KVM
 	host, with the host's / over 9p, and run this same runner in it (the
 	host's python3, QEMU and dd_sim, chrooted) with L2 guests under
@@ -713,9 +826,10 @@ def nested(paths: dma_dirty_kernel.Paths, backend: str, legs: int = 1,
 		with contextlib.suppress(FileNotFoundError):
 			os.unlink(f)
 	with open(job, 'w') as f:
-		f.write('cd %s && exec python3 -u %s run --build %s --variant "%s" --backend %s --legs %d --accel kvm --ring %d --label %s --result %s\n'
+		f.write('cd %s && exec python3 -u %s run --build %s --variant "%s" --backend %s --legs %d --accel kvm --ring %d --quiesce %s --label %s --result %s\n'
 			% (here, os.path.join(here, 'dd_migrate.py'), build,
-			   paths.variant, backend, legs, ring, label, result))
+			   paths.variant, backend, legs, ring, quiesce, label,
+			   result))
 	cmd = ['qemu-system-x86_64', *L1_QEMU,
 	       '-kernel', paths.kernel, '-initrd', initrd,
 	       '-append', ' '.join(L1_APPEND + ['ddl1.job=' + job,
@@ -818,6 +932,8 @@ def main(argv: List[str]) -> int:
 	r.add_argument('--nested', action='store_true',
 		       help='boot an L1 KVM host under TCG and run --accel kvm in it')
 	r.add_argument('--label', default='', help='names the logs')
+	r.add_argument('--quiesce', choices=QUIESCE_MODES, default='stop',
+		       help='unplug: the guest removes the device during pre-copy, a new one is plugged on the destination')
 	r.add_argument('--result', default='',
 		       help='also write the legs, or the error, to this JSON file')
 	args = ap.parse_args(argv)
@@ -840,7 +956,8 @@ def main(argv: List[str]) -> int:
 				       ('-ring' if args.ring else ''))
 		if args.nested:
 			legs = nested(paths, args.backend, args.legs,
-				      label=label, ring=args.ring)
+				      label=label, ring=args.ring,
+				      quiesce=args.quiesce)
 		else:
 			profile = Profile()
 			if args.accel == 'kvm':
@@ -849,7 +966,8 @@ def main(argv: List[str]) -> int:
 			try:
 				legs = scenario(paths, args.backend, args.legs,
 						iommu=args.iommu, label=label,
-						profile=profile)
+						profile=profile,
+						quiesce=args.quiesce)
 			except (MigrationError, dd_qmp.QMPError) as e:
 				if args.result:
 					write_result(args.result, error=e if

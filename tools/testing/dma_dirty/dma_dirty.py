@@ -235,30 +235,37 @@ def cmd_run(args) -> int:
 	return 1 if counts.failed or not counts.passed else 0
 
 
-# (name, description, dma_mark_dirty=, legs, behind intel-iommu, where).
-# where: 'tcg', the guests under TCG on this machine; 'kvm', the test
-# kernel booted under TCG as an L1 KVM host runs the same scenario with its
-# guests under KVM, whose dirty bitmap is then what must see the pages;
-# 'kvm-ring', the same with KVM's dirty ring.  Every leg also checks its
-# control group (buffers the device writes and nothing reports): corrupted
-# in every run, beside tracked buffers intact.
+# (name, description, dma_mark_dirty=, legs, behind intel-iommu, where,
+# quiesce).  where: 'tcg', the guests under TCG on this machine; 'kvm', the
+# test kernel booted under TCG as an L1 KVM host runs the same scenario
+# with its guests under KVM, whose dirty bitmap is then what must see the
+# pages; 'kvm-ring', the same with KVM's dirty ring.  quiesce: 'stop', a
+# bit in the device's registers; 'unplug', the guest powers the device's
+# slot off during pre-copy, and a new device is plugged on the destination
+# (dd_migrate.QUIESCE_MODES).  Every leg also checks its control group
+# (buffers the device writes and nothing reports): corrupted in every run,
+# beside tracked buffers intact.
 MIGRATIONS = [
 	('migrate-off', 'dma_mark_dirty=off: the hazard is real', 'off', 1,
-	 False, 'tcg'),
+	 False, 'tcg', 'stop'),
 	('migrate-touch', 'dma_mark_dirty=touch through dma-direct: nothing tracked is lost',
-	 'touch', 1, False, 'tcg'),
+	 'touch', 1, False, 'tcg', 'stop'),
 	('migrate-viommu', 'dma_mark_dirty=touch through dma-iommu (intel-iommu): nothing tracked is lost',
-	 'touch', 1, True, 'tcg'),
+	 'touch', 1, True, 'tcg', 'stop'),
 	('migrate-soak', 'ten ping-pong migrations with traffic, touch', 'touch',
-	 10, False, 'tcg'),
-	('migrate-kvm-off', 'nested KVM, dirty bitmap, dma_mark_dirty=off: KVM misses the DMA too',
-	 'off', 1, False, 'kvm'),
-	('migrate-kvm-touch', 'nested KVM, dirty bitmap, dma_mark_dirty=touch: KVM\'s write protection sees every touch',
-	 'touch', 1, False, 'kvm'),
-	('migrate-kvm-touch-ring', 'nested KVM, dirty ring, dma_mark_dirty=touch',
-	 'touch', 1, False, 'kvm-ring'),
-	('migrate-kvm-off-ring', 'nested KVM, dirty ring, dma_mark_dirty=off',
-	 'off', 1, False, 'kvm-ring'),
+	 10, False, 'tcg', 'stop'),
+	('migrate-unplug', 'touch, the device hot-unplugged during pre-copy, a new one plugged on the destination',
+	 'touch', 1, False, 'tcg', 'unplug'),
+	('migrate-kvm-off', 'nested KVM, dirty bitmap, dma_mark_dirty=off, hot-unplug: KVM misses the DMA too',
+	 'off', 1, False, 'kvm', 'unplug'),
+	('migrate-kvm-touch', 'nested KVM, dirty bitmap, dma_mark_dirty=touch, hot-unplug: KVM\'s write protection sees every touch',
+	 'touch', 1, False, 'kvm', 'unplug'),
+	('migrate-kvm-touch-ring', 'nested KVM, dirty ring, dma_mark_dirty=touch, hot-unplug',
+	 'touch', 1, False, 'kvm-ring', 'unplug'),
+	('migrate-kvm-off-ring', 'nested KVM, dirty ring, dma_mark_dirty=off, hot-unplug',
+	 'off', 1, False, 'kvm-ring', 'unplug'),
+	('migrate-kvm-touch-stop', 'nested KVM, dirty bitmap, dma_mark_dirty=touch, stop-bit quiesce',
+	 'touch', 1, False, 'kvm', 'stop'),
 ]
 
 
@@ -272,7 +279,7 @@ def run_migrations(paths, names: List[str], counts: parser.Counts,
 	import dd_migrate
 	import dd_qmp
 
-	for name, desc, backend, nlegs, iommu, where in MIGRATIONS:
+	for name, desc, backend, nlegs, iommu, where, quiesce in MIGRATIONS:
 		if name not in names:
 			continue
 		print('# %s: %s' % (name, desc), flush=True)
@@ -288,14 +295,16 @@ def run_migrations(paths, names: List[str], counts: parser.Counts,
 					legs = dd_migrate.scenario(
 						paths, backend, nlegs,
 						log=lambda m: print(m, flush=True),
-						iommu=iommu, label=label)
+						iommu=iommu, label=label,
+						quiesce=quiesce)
 				else:
 					legs = dd_migrate.nested(
 						paths, backend, nlegs,
 						log=lambda m: print(m, flush=True),
 						label=label,
 						ring=dd_migrate.DIRTY_RING
-						if where == 'kvm-ring' else 0)
+						if where == 'kvm-ring' else 0,
+						quiesce=quiesce)
 				break
 			except dd_migrate.EnvironmentFailure as e:
 				# Not a result: retried once, and said so.

@@ -27,30 +27,50 @@ counters() {
 churn=$(tr ' ' '\n' < /proc/cmdline | sed -n 's/^dddemo\.churn_mb=//p')
 churn=${churn:-4}
 insmod /dma-dirty/dd_sim_drv.ko || say "error: cannot load dd_sim_drv.ko"
-dev=
-for d in /sys/bus/pci/devices/*; do
-	if [ "$(cat "$d/vendor")" = 0x1af4 ] && [ "$(cat "$d/device")" = 0x1110 ]; then
-		dev=${d##*/}
-	fi
-done
-state=
-if [ -z "$dev" ]; then
-	say "error: no ivshmem device (1af4:1110)"
-else
+# Bind dd_sim to the ivshmem device no driver has; sets $dev and $state.
+bind() {
+	dev=
+	state=
+	for d in /sys/bus/pci/devices/*; do
+		[ -e "$d/driver" ] && continue
+		if [ "$(cat "$d/vendor")" = 0x1af4 ] && [ "$(cat "$d/device")" = 0x1110 ]; then
+			dev=${d##*/}
+		fi
+	done
+	[ -n "$dev" ] || return 1
 	echo dd_sim > "/sys/bus/pci/devices/$dev/driver_override"
 	echo "$dev" > /sys/bus/pci/drivers_probe
 	say "dd_sim bound to $dev: $(cat $dbg/backend) backend"
 	state=/sys/bus/pci/devices/$dev/dd_state
 	[ -r "$state" ] || say "error: the driver did not bind ($state missing)"
-fi
+}
+
+# The driver asks to be unplugged (DD_CTRL_UNPLUG): power its PCIe slot
+# off, as a user does before taking a card out; pciehp removes the device
+# and the driver's remove path unmaps everything.
+unplug() {
+	for s in /sys/bus/pci/slots/*; do
+		[ "$(cat "$s/address" 2>/dev/null)" = "${dev%.*}" ] || continue
+		say "powering off slot ${s##*/} ($dev)"
+		echo 0 > "$s/power" || say "error: cannot power off slot ${s##*/}"
+		return
+	done
+	say "error: no hotplug slot for $dev"
+}
+
+bind || say "error: no ivshmem device (1af4:1110)"
 last=
 while :; do
 	dd if=/dev/zero of=/tmp/churn bs=1M count=$churn 2>/dev/null
-	if [ -n "$state" ]; then
+	if [ -n "$state" ] && [ -r "$state" ]; then
 		now=$(cat "$state" 2>/dev/null)
 		[ "$now" = verified ] && [ "$last" != verified ] &&
 			say "verified: $(counters)"
+		[ "$now" = unplug ] && [ "$last" != unplug ] && unplug
 		last=$now
+	else
+		# Unplugged: bind the device plugged back, when there is one.
+		bind && last=
 	fi
 	usleep 100000
 done

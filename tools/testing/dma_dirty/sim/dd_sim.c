@@ -142,6 +142,8 @@ static void print_layout(void)
 	printf("DD_STATE_QUIESCED %u 4\nDD_STATE_VERIFIED %u 4\n",
 	       DD_STATE_QUIESCED, DD_STATE_VERIFIED);
 	printf("DD_STATE_ERROR %u 4\n", DD_STATE_ERROR);
+	printf("DD_CTRL_UNPLUG %u 4\nDD_STATE_UNPLUG %u 4\nDD_STATE_REMOVED %u 4\n",
+	       DD_CTRL_UNPLUG, DD_STATE_UNPLUG, DD_STATE_REMOVED);
 	printf("size %zu 0\n", sizeof(struct dd_regs));
 }
 

@@ -38,6 +38,7 @@
 #define DD_CTRL_RUN		(1u << 0)	/* post buffers */
 #define DD_CTRL_QUIESCE		(1u << 1)	/* stop posting, unmap, ack */
 #define DD_CTRL_VERIFY		(1u << 2)	/* check every kept buffer */
+#define DD_CTRL_UNPLUG		(1u << 3)	/* stop posting, ask to be unplugged */
 
 /* state values, set by the guest driver */
 #define DD_STATE_ABSENT		0	/* no driver bound yet */
@@ -46,6 +47,8 @@
 #define DD_STATE_QUIESCED	3	/* no DMA in flight any more */
 #define DD_STATE_VERIFIED	4
 #define DD_STATE_ERROR		5	/* the device did not complete */
+#define DD_STATE_UNPLUG		6	/* stopped; user space, unplug me */
+#define DD_STATE_REMOVED	7	/* removed: everything unmapped */
 
 /* descriptor status, set by the simulator */
 #define DD_DESC_POSTED		1

@@ -22,6 +22,11 @@
  * against that payload again and reports, per class, how many differ.
  * DD_CTRL_QUIESCE, and removal, stop the device with no DMA in flight.
  *
+ * Removal (a hot-unplug) unmaps every buffer, long-lived ones included,
+ * and keeps the pool with what it received: the next device bound, a
+ * device plugged back after migration, adopts it, maps the long-lived
+ * buffers again, and can verify what the old one wrote and receive more.
+ *
  * Only the DMA API is used for the buffers.  Behind an IOMMU the DMA
  * addresses are IOVAs that the simulator, which has no IOMMU model, cannot
  * follow; the driver looks up, in the device's IOMMU domain, the physical
@@ -77,6 +82,10 @@ struct dd_dev {
 	u64 cls_received[DD_NR_CLASSES], cls_kept[DD_NR_CLASSES];
 };
 
+/* The pool a removed device left, for the next one to adopt. */
+static struct dd_dev *dd_orphan;
+static DEFINE_MUTEX(dd_orphan_lock);
+
 /* Buffer shapes, cycled through the pool: 4 KiB to 64 KiB, single and sg. */
 static const struct {
 	unsigned int pages;
@@ -107,6 +116,8 @@ static const char *const dd_state_names[] = {
 	[DD_STATE_QUIESCED] = "quiesced",
 	[DD_STATE_VERIFIED] = "verified",
 	[DD_STATE_ERROR] = "error",
+	[DD_STATE_UNPLUG] = "unplug",
+	[DD_STATE_REMOVED] = "removed",
 };
 
 static void *dd_page_addr(struct dd_buf *b, unsigned int i)
@@ -407,11 +418,14 @@ static int dd_thread(void *data)
 		/*
 		 * Nothing is in flight between two buffers: the last one
 		 * was unmapped or synced for the CPU.  Long-lived mappings
-		 * stay, as a page_pool's do.
+		 * stay, as a page_pool's do.  DD_CTRL_UNPLUG: the same, then
+		 * ask user space (demo.sh) to power the slot off; removal
+		 * unmaps everything.
 		 */
-		if (ctrl & DD_CTRL_QUIESCE) {
+		if (ctrl & (DD_CTRL_QUIESCE | DD_CTRL_UNPLUG)) {
 			if (state == DD_STATE_RUNNING) {
-				state = DD_STATE_QUIESCED;
+				state = ctrl & DD_CTRL_UNPLUG ?
+					DD_STATE_UNPLUG : DD_STATE_QUIESCED;
 				dd_set_state(dd, state);
 				dev_info(&dd->pdev->dev, "quiesced after %llu buffers\n",
 					 dd->received);
@@ -486,6 +500,22 @@ static void dd_setup_buf(struct dd_buf *b, unsigned int i)
 	}
 }
 
+/* An adopted pool: map the long-lived buffers for the new device. */
+static int dd_map_long_lived(struct dd_dev *dd)
+{
+	unsigned int i;
+	int ret;
+
+	for (i = 0; i < DD_POOL; i++) {
+		if (!dd->pool[i].long_lived)
+			continue;
+		ret = dd_map(dd, &dd->pool[i]);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
 static int dd_alloc_pool(struct dd_dev *dd)
 {
 	unsigned int i, j;
@@ -542,13 +572,11 @@ ATTRIBUTE_GROUPS(dd);
 
 static int dd_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 {
+	struct dd_regs *regs;
 	struct dd_dev *dd;
+	bool adopted;
 	int ret;
 
-	dd = devm_kzalloc(&pdev->dev, sizeof(*dd), GFP_KERNEL);
-	if (!dd)
-		return -ENOMEM;
-	dd->pdev = pdev;
 	ret = pcim_enable_device(pdev);
 	if (ret)
 		return ret;
@@ -558,39 +586,75 @@ static int dd_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 		return ret;
 	if (pci_resource_len(pdev, 2) < sizeof(struct dd_regs))
 		return dev_err_probe(&pdev->dev, -EINVAL, "BAR 2 too small\n");
-	dd->regs = devm_memremap(&pdev->dev, pci_resource_start(pdev, 2),
-				 sizeof(struct dd_regs), MEMREMAP_WB);
-	if (IS_ERR(dd->regs))
-		return PTR_ERR(dd->regs);
+	regs = devm_memremap(&pdev->dev, pci_resource_start(pdev, 2),
+			     sizeof(struct dd_regs), MEMREMAP_WB);
+	if (IS_ERR(regs))
+		return PTR_ERR(regs);
+
+	mutex_lock(&dd_orphan_lock);
+	dd = dd_orphan;
+	dd_orphan = NULL;
+	mutex_unlock(&dd_orphan_lock);
+	adopted = dd;
+	if (!dd) {
+		dd = kzalloc(sizeof(*dd), GFP_KERNEL);
+		if (!dd)
+			return -ENOMEM;
+	}
+	dd->pdev = pdev;
+	dd->regs = regs;
 	dd->domain = iommu_get_domain_for_dev(&pdev->dev);
 
-	ret = dd_alloc_pool(dd);
-	if (ret) {
-		dd_free_pool(dd);
-		return ret;
-	}
+	ret = adopted ? dd_map_long_lived(dd) : dd_alloc_pool(dd);
+	if (ret)
+		goto err;
 	WRITE_ONCE(dd->regs->prod, READ_ONCE(dd->regs->cons));
+	dd_publish(dd);
 	pci_set_drvdata(pdev, dd);
 	dd->thread = kthread_run(dd_thread, dd, "dd_sim");
 	if (IS_ERR(dd->thread)) {
-		dd_free_pool(dd);
-		return PTR_ERR(dd->thread);
+		ret = PTR_ERR(dd->thread);
+		goto err;
 	}
 	dd_set_state(dd, DD_STATE_READY);
-	dev_info(&pdev->dev, "%d buffers ready (%d tracked, %d long-lived, %d control), %s\n",
+	dev_info(&pdev->dev, "%d buffers ready (%d tracked, %d long-lived, %d control), %s%s\n",
 		 DD_POOL, DD_POOL_TRACKED, DD_POOL_LONG, DD_POOL_CONTROL,
-		 dd->domain ? "behind an IOMMU domain" : "no IOMMU");
+		 dd->domain ? "behind an IOMMU domain" : "no IOMMU",
+		 adopted ? ", adopted from a removed device" : "");
 	return 0;
+err:
+	dd_free_pool(dd);
+	kfree(dd);
+	return ret;
 }
 
-/* Quiesce: the thread finishes the buffer in flight; then unmap all. */
+/*
+ * Quiesce: the thread finishes the buffer in flight; then unmap all, which
+ * reports the long-lived buffers' pages too.  The pool and what it holds
+ * stay, for the next device to adopt.
+ */
 static void dd_remove(struct pci_dev *pdev)
 {
 	struct dd_dev *dd = pci_get_drvdata(pdev);
+	unsigned int i;
 
 	kthread_stop(dd->thread);
-	dd_set_state(dd, DD_STATE_QUIESCED);
-	dd_free_pool(dd);
+	for (i = 0; i < DD_POOL; i++)
+		dd_unmap(dd, &dd->pool[i]);
+	dd_publish(dd);
+	dd_set_state(dd, DD_STATE_REMOVED);
+	dev_info(&pdev->dev, "removed after %llu buffers; everything unmapped, %llu kept\n",
+		 dd->received, dd->kept);
+	dd->pdev = NULL;
+	dd->regs = NULL;
+	mutex_lock(&dd_orphan_lock);
+	if (dd_orphan) {
+		/* only one is kept: the one removed last */
+		dd_free_pool(dd_orphan);
+		kfree(dd_orphan);
+	}
+	dd_orphan = dd;
+	mutex_unlock(&dd_orphan_lock);
 }
 
 static struct pci_driver dd_driver = {
@@ -599,7 +663,22 @@ static struct pci_driver dd_driver = {
 	.remove = dd_remove,
 	.dev_groups = dd_groups,
 };
-module_pci_driver(dd_driver);
+
+static int __init dd_init(void)
+{
+	return pci_register_driver(&dd_driver);
+}
+module_init(dd_init);
+
+static void __exit dd_exit(void)
+{
+	pci_unregister_driver(&dd_driver);
+	if (dd_orphan) {
+		dd_free_pool(dd_orphan);
+		kfree(dd_orphan);
+	}
+}
+module_exit(dd_exit);
 
 MODULE_DESCRIPTION("Driver for the dma-dirty test bed's simulated device");
 MODULE_LICENSE("GPL");
