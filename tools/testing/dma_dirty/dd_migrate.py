@@ -598,17 +598,22 @@ class Testbed(contextlib.AbstractContextManager):
 			# The driver works again on the new device.
 			before = dst.regs.get('received')
 			dst.regs.set('ctrl', self.const('DD_CTRL_RUN'))
-			with contextlib.suppress(MigrationError):
+			# A device that does not work is the check's to report
+			# (device_works_after_replug), with what it did.
+			why = ''
+			try:
 				self.wait(dst, 'buffers received after the replug',
 					  lambda: dst.regs.get('received') >=
 					  before + REPLUG_BUFFERS, 60)
+				dst.regs.set('ctrl', self.const('DD_CTRL_QUIESCE'))
+				self.wait(dst, 'the device quiesced again',
+					  lambda: dst.regs.get('state') ==
+					  self.const('DD_STATE_QUIESCED'), 30)
+			except MigrationError as e:
+				why = ' (%s)' % str(e).split(';')[0]
 			leg.replug_received = dst.regs.get('received') - before
-			dst.regs.set('ctrl', self.const('DD_CTRL_QUIESCE'))
-			self.wait(dst, 'the device quiesced again',
-				  lambda: dst.regs.get('state') ==
-				  self.const('DD_STATE_QUIESCED'), 30)
-			self.log('#   %s: %d buffers received after the replug'
-				 % (dst.name, leg.replug_received))
+			self.log('#   %s: %d buffers received after the replug%s'
+				 % (dst.name, leg.replug_received, why))
 		self.log('#   %s: %d buffers verified; corrupted: %s; %d passes, %.0f MB sent, downtime %d ms, %.0f s'
 			 % (dst.name, leg.verified,
 			    ', '.join('%s %d/%d' % (what, leg.cls_corrupted[c],

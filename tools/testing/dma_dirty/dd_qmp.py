@@ -51,7 +51,14 @@ class QMP:
 
 	def _read(self) -> Dict[str, Any]:
 		while b'\n' not in self.buf:
-			data = self.sock.recv(65536)
+			try:
+				data = self.sock.recv(65536)
+			except socket.timeout:
+				raise
+			except OSError as e:
+				# QEMU went away (seen: it exits right after
+				# accepting when it cannot start the guest).
+				raise QMPError('QMP connection lost: %s' % e) from e
 			if not data:
 				raise QMPError('QEMU closed the QMP connection')
 			self.buf += data
@@ -62,7 +69,10 @@ class QMP:
 		msg = {'execute': name}
 		if args:
 			msg['arguments'] = args
-		self.sock.sendall(json.dumps(msg).encode() + b'\n')
+		try:
+			self.sock.sendall(json.dumps(msg).encode() + b'\n')
+		except OSError as e:
+			raise QMPError('QMP connection lost: %s' % e) from e
 		while True:
 			reply = self._read()
 			if 'event' in reply:
