@@ -894,19 +894,20 @@ def nested(paths: dma_dirty_kernel.Paths, backend: str, legs: int = 1,
 	return [Leg(**l) for l in out['legs']]
 
 
-def print_table(rows: Dict[str, Leg]) -> None:
-	cols = ['dma_mark_dirty', 'received during migration',
+def print_table(rows: Dict[tuple, Leg]) -> None:
+	"""@rows: (dma_mark_dirty, accelerator) -> leg."""
+	cols = ['dma_mark_dirty', 'accelerator', 'received during migration',
 		'verified on destination', 'tracked corrupted',
 		'long-lived corrupted', 'control corrupted', 'passes', 'MB sent',
 		'downtime ms']
 	print('| ' + ' | '.join(cols) + ' |')
 	print('|' + '|'.join('-' * (len(c) + 2) for c in cols) + '|')
-	for name, leg in rows.items():
-		vals = [name, leg.received_during, leg.verified] + \
+	for (name, accel), leg in rows.items():
+		vals = [name, accel, leg.received_during, leg.verified] + \
 			['%d/%d' % (leg.cls_corrupted[c], leg.cls_verified[c])
 			 for c, _ in CLASSES] + \
 			[leg.passes, '%.0f' % leg.mb_sent, leg.downtime_ms]
-		print('| ' + ' | '.join(str(v).rjust(len(c)) if i else
+		print('| ' + ' | '.join(str(v).rjust(len(c)) if i > 1 else
 					str(v).ljust(len(c))
 					for i, (v, c) in enumerate(zip(vals, cols))) + ' |')
 
@@ -923,6 +924,8 @@ def main(argv: List[str]) -> int:
 	d = sub.add_parser('demo', help='off and touch, then a table')
 	d.add_argument('--build', default='build')
 	d.add_argument('--variant', default='')
+	d.add_argument('--tcg-only', action='store_true',
+		       help='leave out the nested KVM rows')
 	r = sub.add_parser('run', help='one scenario')
 	r.add_argument('--build', default='build')
 	r.add_argument('--backend', default='touch')
@@ -950,7 +953,15 @@ def main(argv: List[str]) -> int:
 		if args.cmd == 'demo':
 			rows = {}
 			for backend in ('off', 'touch'):
-				rows[backend] = scenario(paths, backend)[0]
+				rows[backend, 'tcg'] = scenario(paths, backend)[0]
+			if not args.tcg_only:
+				# The same under KVM, nested (--nested), with
+				# the hot-unplug quiesce.
+				for backend in ('off', 'touch'):
+					rows[backend, 'kvm-nested'] = nested(
+						paths, backend,
+						label='demo-kvm-' + backend,
+						quiesce='unplug')[0]
 			print()
 			print_table(rows)
 			print()
