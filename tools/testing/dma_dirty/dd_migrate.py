@@ -221,6 +221,10 @@ class Leg:
 	# unplug: buffers received on the destination after the device was
 	# plugged back and verification done; -1: not tried
 	replug_received: int = -1
+	# KVM dirty ring entries asked for (0: the bitmap), and in use: QEMU
+	# falls back to the bitmap with only a warning when KVM lacks the ring
+	ring_asked: int = 0
+	ring_used: int = 0
 
 
 @dataclass
@@ -566,6 +570,12 @@ class Testbed(contextlib.AbstractContextManager):
 			time.sleep(0.25)
 		if not released:
 			raise MigrationError('migration completed before the device quiesced')
+		leg.ring_asked = leg.ring_used = self.profile.ring
+		for g in (src, dst):
+			with contextlib.suppress(OSError), \
+					open(g.console + '.qemu', errors='replace') as f:
+				if 'dirty ring not available' in f.read():
+					leg.ring_used = 0
 		self.stop_sim()
 		self.kill(src)
 		self.wait(dst, 'the destination running',
@@ -736,6 +746,12 @@ def leg_checks(leg: Leg, backend: str, iommu: bool = False) -> List[tuple]:
 				       '%s corrupted = %d of %d' % (what, n, of)))
 	ok, detail = path_check(leg, backend, iommu)
 	checks.append(('dma_path', ok, detail))
+	if leg.ring_asked:
+		checks.append(('dirty_ring_in_use', leg.ring_used == leg.ring_asked,
+			       'KVM dirty ring of %d entries asked, %s' % (
+				       leg.ring_asked, 'in use (QEMU did not fall back to the bitmap)'
+				       if leg.ring_used else
+				       'QEMU fell back to the dirty bitmap ("KVM dirty ring not available")')))
 	if leg.quiesce == 'unplug':
 		checks.append(('device_works_after_replug',
 			       leg.replug_received >= REPLUG_BUFFERS,
