@@ -135,7 +135,7 @@ static int tdd_single(struct tdd *t, struct tdd_cmd *c, u8 *data,
 	struct tdd_seg *s = &c->seg[0];
 	phys_addr_t phys = page_to_phys(page) + PAGE_SIZE + s->offset;
 	u8 *cpu = data + s->offset;
-	bool ok = true;
+	bool ok = true, sync;
 	dma_addr_t dma;
 	u32 r;
 
@@ -159,36 +159,21 @@ static int tdd_single(struct tdd *t, struct tdd_cmd *c, u8 *data,
 	}
 	c->bounced = tdd_bounced(t, dma, phys);
 
-	if (c->op == TDD_NEED_SYNC) {
+	if (c->op == TDD_NEED_SYNC || c->op == TDD_SYNC_SINGLE) {
 		/*
-		 * The page_pool pattern: a long-lived mapping, synced only
-		 * when dma_need_sync() says so.
+		 * TDD_NEED_SYNC is the page_pool pattern: a long-lived
+		 * mapping, synced only when dma_need_sync() says so.
 		 */
 		c->need_sync = dma_need_sync(t->dev, dma);
+		sync = c->op == TDD_SYNC_SINGLE || c->need_sync;
 		for (r = 0; r < c->reps; r++) {
 			u8 val = 0x40 + r;
 
 			if (tdd_writes(c->dir))
 				tdd_device_write(t, dma + c->sync.offset,
 						 c->sync.len, val);
-			if (!c->need_sync)
+			if (!sync)
 				continue;
-			dma_sync_single_range_for_cpu(t->dev, dma, c->sync.offset,
-						      c->sync.len, c->dir);
-			if (tdd_writes(c->dir))
-				ok &= tdd_cpu_sees(cpu + c->sync.offset,
-						   c->sync.len, val);
-			dma_sync_single_range_for_device(t->dev, dma,
-							 c->sync.offset,
-							 c->sync.len, c->dir);
-		}
-	} else if (c->op == TDD_SYNC_SINGLE) {
-		for (r = 0; r < c->reps; r++) {
-			u8 val = 0x40 + r;
-
-			if (tdd_writes(c->dir))
-				tdd_device_write(t, dma + c->sync.offset,
-						 c->sync.len, val);
 			dma_sync_single_range_for_cpu(t->dev, dma, c->sync.offset,
 						      c->sync.len, c->dir);
 			if (tdd_writes(c->dir))

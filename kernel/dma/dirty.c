@@ -221,9 +221,10 @@ static void dma_dirty_flush(struct dma_dirty_batch *b)
 
 	if (!b->nr)
 		return;
-	for (i = 0; i < b->nr; i++)
-		trace_dma_mark_dirty(b->dev, b->ranges[i].phys,
-				     b->ranges[i].size, b->path);
+	if (trace_dma_mark_dirty_enabled())
+		for (i = 0; i < b->nr; i++)
+			trace_dma_mark_dirty(b->dev, b->ranges[i].phys,
+					     b->ranges[i].size, b->path);
 	static_call(dma_dirty_mark)(b->dev, b->ranges, b->nr);
 	b->nr = 0;
 }
@@ -578,72 +579,44 @@ static const struct file_operations dma_dirty_backend_fops = {
 	.write = dma_dirty_backend_write,
 };
 
-/* debugfs file data: which counter */
-struct dma_dirty_counter {
-	int path;		/* DMA_DIRTY_NR_PATHS: not a per-path counter */
-	bool pages;
-	u64 *(*other)(struct dma_dirty_totals *t);
-};
-
+/* debugfs file data: where the counter is in struct dma_dirty_totals */
 static int dma_dirty_counter_get(void *data, u64 *val)
 {
-	const struct dma_dirty_counter *c = data;
 	struct dma_dirty_totals t;
 
 	dma_dirty_read_stats(&t);
-	if (c->other)
-		*val = *c->other(&t);
-	else
-		*val = c->pages ? t.pages[c->path] : t.calls[c->path];
+	*val = *(u64 *)((char *)&t + (uintptr_t)data);
 	return 0;
 }
 DEFINE_DEBUGFS_ATTRIBUTE(dma_dirty_counter_fops, dma_dirty_counter_get, NULL,
 			 "%llu\n");
 
-static u64 *dma_dirty_skipped(struct dma_dirty_totals *t)
+static void __init dma_dirty_counter_file(struct dentry *dir, const char *name,
+					  size_t offset)
 {
-	return &t->skipped;
+	debugfs_create_file_unsafe(name, 0400, dir, (void *)offset,
+				   &dma_dirty_counter_fops);
 }
-
-static u64 *dma_dirty_touch_faults(struct dma_dirty_totals *t)
-{
-	return &t->touch_faults;
-}
-
-static struct dma_dirty_counter dma_dirty_counters[DMA_DIRTY_NR_PATHS][2];
-static struct dma_dirty_counter dma_dirty_counter_skipped = {
-	.other = dma_dirty_skipped,
-};
-
-static struct dma_dirty_counter dma_dirty_counter_faults = {
-	.other = dma_dirty_touch_faults,
-};
 
 static int __init dma_mark_dirty_debugfs_init(void)
 {
 	struct dentry *dir = debugfs_create_dir("dma_mark_dirty", NULL);
-	int i, pages;
+	char name[24];
+	int i;
 
 	debugfs_create_file("backend", 0600, dir, NULL, &dma_dirty_backend_fops);
 	for (i = 0; i < DMA_DIRTY_NR_PATHS; i++) {
-		for (pages = 0; pages < 2; pages++) {
-			struct dma_dirty_counter *c = &dma_dirty_counters[i][pages];
-			char name[24];
-
-			c->path = i;
-			c->pages = pages;
-			snprintf(name, sizeof(name), "%s_%s",
-				 pages ? "pages" : "calls", dma_dirty_path_names[i]);
-			debugfs_create_file_unsafe(name, 0400, dir, c,
-						   &dma_dirty_counter_fops);
-		}
+		snprintf(name, sizeof(name), "calls_%s", dma_dirty_path_names[i]);
+		dma_dirty_counter_file(dir, name,
+				       offsetof(struct dma_dirty_totals, calls[i]));
+		snprintf(name, sizeof(name), "pages_%s", dma_dirty_path_names[i]);
+		dma_dirty_counter_file(dir, name,
+				       offsetof(struct dma_dirty_totals, pages[i]));
 	}
-	debugfs_create_file_unsafe("pages_skipped", 0400, dir,
-				   &dma_dirty_counter_skipped,
-				   &dma_dirty_counter_fops);
-	debugfs_create_file_unsafe("touch_faults", 0400, dir,
-				   &dma_dirty_counter_faults,
-				   &dma_dirty_counter_fops);
+	dma_dirty_counter_file(dir, "pages_skipped",
+			       offsetof(struct dma_dirty_totals, skipped));
+	dma_dirty_counter_file(dir, "touch_faults",
+			       offsetof(struct dma_dirty_totals, touch_faults));
 	return 0;
 }
 late_initcall(dma_mark_dirty_debugfs_init);
