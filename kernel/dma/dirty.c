@@ -579,6 +579,18 @@ static const struct file_operations dma_dirty_backend_fops = {
 	.write = dma_dirty_backend_write,
 };
 
+/*
+ * Whether unmaps and syncs for the CPU report now: a backend is active and
+ * its gate is open.  A paravirtual backend's gate can change at any time.
+ */
+static int dma_dirty_reporting_get(void *data, u64 *val)
+{
+	*val = dma_dirty_needed(DMA_FROM_DEVICE);
+	return 0;
+}
+DEFINE_DEBUGFS_ATTRIBUTE(dma_dirty_reporting_fops, dma_dirty_reporting_get,
+			 NULL, "%llu\n");
+
 /* debugfs file data: where the counter is in struct dma_dirty_totals */
 static int dma_dirty_counter_get(void *data, u64 *val)
 {
@@ -605,6 +617,8 @@ static int __init dma_mark_dirty_debugfs_init(void)
 	int i;
 
 	debugfs_create_file("backend", 0600, dir, NULL, &dma_dirty_backend_fops);
+	debugfs_create_file_unsafe("reporting", 0400, dir, NULL,
+				   &dma_dirty_reporting_fops);
 	for (i = 0; i < DMA_DIRTY_NR_PATHS; i++) {
 		snprintf(name, sizeof(name), "calls_%s", dma_dirty_path_names[i]);
 		dma_dirty_counter_file(dir, name,

@@ -6,7 +6,8 @@
  * ones, no more (guard pages, TO_DEVICE, MMIO) and no fewer.
  *
  * Each test runs for the three DMA directions.  The expectation follows
- * the backend (none reported when it is "off") and which mappings, or
+ * the backend (none reported when it is "off", or while a paravirtual
+ * backend's gate is closed: debugfs "reporting" is 0) and which mappings, or
  * scatterlist entries, were bounced through swiotlb (none reported: the copy
  * back is a CPU write).
  *
@@ -70,9 +71,16 @@ static long long counter(const char *name)
 	return atoll(buf);
 }
 
+/* What unmaps and syncs for the CPU do, from debugfs backend and reporting */
+enum mode {
+	BACKEND_OFF,		/* nothing, syncs skipped as without the feature */
+	BACKEND_GATED,		/* a backend is active, its gate closed */
+	BACKEND_REPORTING,	/* a backend is active and reports */
+};
+
 FIXTURE(tdd) {
 	int fd;
-	int tracking;		/* the backend is not "off" */
+	enum mode mode;
 };
 
 FIXTURE_VARIANT(tdd) {
@@ -94,14 +102,21 @@ FIXTURE_VARIANT_ADD(tdd, to_device) {
 FIXTURE_SETUP(tdd)
 {
 	char backend[32];
+	long long reporting;
 
 	self->fd = open(DEVNODE, O_RDWR);
 	if (self->fd < 0)
 		SKIP(return, DEVNODE " missing: test_dma_dirty is not bound");
 	ASSERT_EQ(0, read_file(DEBUGFS "backend", backend, sizeof(backend)))
 		TH_LOG("cannot read " DEBUGFS "backend: is debugfs mounted?");
-	self->tracking = strcmp(backend, "off") != 0;
-	TH_LOG("backend %s", backend);
+	reporting = counter("reporting");
+	ASSERT_LE(0, reporting);
+	self->mode = !strcmp(backend, "off") ? BACKEND_OFF :
+		     reporting ? BACKEND_REPORTING : BACKEND_GATED;
+	/* A backend that is off has nothing to report. */
+	if (self->mode == BACKEND_OFF)
+		ASSERT_EQ(0, reporting);
+	TH_LOG("backend %s, reporting %lld", backend, reporting);
 }
 
 FIXTURE_TEARDOWN(tdd)
@@ -124,12 +139,12 @@ static void span(__u32 *exp, __u32 off, __u32 len, __u32 times)
  * segment once, whether it syncs or not, and each sync for the CPU marks
  * what it synced.
  */
-static void expected(const struct tdd_cmd *c, int tracking, __u32 *exp)
+static void expected(const struct tdd_cmd *c, enum mode mode, __u32 *exp)
 {
 	__u32 i;
 
 	memset(exp, 0, sizeof(__u32) * TDD_BUF_PAGES);
-	if (!tracking || c->dir == TDD_DIR_TO_DEVICE ||
+	if (mode != BACKEND_REPORTING || c->dir == TDD_DIR_TO_DEVICE ||
 	    c->op == TDD_MAP_RESOURCE)
 		return;
 	if (c->op != TDD_MAP_SG && c->op != TDD_SYNC_SG && c->bounced)
@@ -148,7 +163,7 @@ static void expected(const struct tdd_cmd *c, int tracking, __u32 *exp)
 }
 
 static int run_and_check(struct __test_metadata *_metadata, int fd,
-			 int tracking, struct tdd_cmd *c)
+			 enum mode mode, struct tdd_cmd *c)
 {
 	__u32 exp[TDD_BUF_PAGES];
 	char got_s[128] = "", exp_s[128] = "";
@@ -158,7 +173,7 @@ static int run_and_check(struct __test_metadata *_metadata, int fd,
 		TH_LOG("TEST_DMA_DIRTY_RUN: %s", strerror(errno));
 		return -1;
 	}
-	expected(c, tracking, exp);
+	expected(c, mode, exp);
 	for (i = 0; i < TDD_BUF_PAGES; i++) {
 		snprintf(got_s + strlen(got_s), sizeof(got_s) - strlen(got_s),
 			 " %u", c->reported[i]);
@@ -177,7 +192,7 @@ static int run_and_check(struct __test_metadata *_metadata, int fd,
 	EXPECT_EQ(1, c->data_ok)
 		TH_LOG("the CPU did not see what the device wrote");
 	/* While a backend is active, syncs for the CPU are never skipped. */
-	if (tracking && c->op == TDD_NEED_SYNC)
+	if (mode != BACKEND_OFF && c->op == TDD_NEED_SYNC)
 		EXPECT_EQ(1, c->need_sync);
 	return bad;
 }
@@ -187,7 +202,7 @@ static int run_and_check(struct __test_metadata *_metadata, int fd,
 	if (!c.nsegs)							\
 		c.nsegs = 1;						\
 	ASSERT_LE(0, run_and_check(_metadata, self->fd,			\
-				   self->tracking, &c));		\
+				   self->mode, &c));			\
 } while (0)
 
 #define SEG(o, l)	{ .offset = (o), .len = (l) }
@@ -369,10 +384,14 @@ TEST_F(tdd, path_matches_boot)
 		ASSERT_EQ(0, strcmp(want, "off"))
 			TH_LOG("unknown DMA_DIRTY_EXPECT_PATH=%s", want);
 	if (!strcmp(want, "off"))
-		ASSERT_EQ(0, self->tracking);
+		ASSERT_EQ(BACKEND_OFF, self->mode);
 
-	/* Nothing moves for DMA_TO_DEVICE, or with the backend off. */
-	if (path && variant->dir != TDD_DIR_TO_DEVICE) {
+	/*
+	 * Nothing moves for DMA_TO_DEVICE, with the backend off, or while its
+	 * gate is closed.
+	 */
+	if (path && variant->dir != TDD_DIR_TO_DEVICE &&
+	    self->mode == BACKEND_REPORTING) {
 		static char calls[32], pages[32];
 
 		snprintf(calls, sizeof(calls), "calls_%s", path);
@@ -388,7 +407,8 @@ TEST_F(tdd, path_matches_boot)
 	if (!strcmp(want, "iommu-swiotlb")) {
 		/* Page-aligned buffers are mapped in place; others bounce. */
 		c.seg[0] = (struct tdd_seg)SEG(100, 200);
-		if (variant->dir != TDD_DIR_TO_DEVICE) {
+		if (variant->dir != TDD_DIR_TO_DEVICE &&
+		    self->mode == BACKEND_REPORTING) {
 			names[0] = "calls_swiotlb";
 			names[1] = "pages_swiotlb";
 		}
@@ -426,7 +446,7 @@ TEST_F(tdd, runtime_switch)
 	ASSERT_EQ(0, write_file(DEBUGFS "backend", "off"));
 	ASSERT_EQ(0, read_file(DEBUGFS "backend", now, sizeof(now)));
 	EXPECT_STREQ("off", now);
-	EXPECT_EQ(0, run_and_check(_metadata, self->fd, 0, &c));
+	EXPECT_EQ(0, run_and_check(_metadata, self->fd, BACKEND_OFF, &c));
 	/*
 	 * What dma_need_sync() says for a coherent device on this path:
 	 * true when buffers bounce, and on dma-iommu with DMA_API_DEBUG,
@@ -439,7 +459,8 @@ TEST_F(tdd, runtime_switch)
 	ASSERT_EQ(0, write_file(DEBUGFS "backend", "touch"));
 	ASSERT_EQ(0, read_file(DEBUGFS "backend", now, sizeof(now)));
 	EXPECT_STREQ("touch", now);
-	EXPECT_EQ(0, run_and_check(_metadata, self->fd, 1, &c));
+	EXPECT_EQ(0, run_and_check(_metadata, self->fd, BACKEND_REPORTING,
+				   &c));
 	EXPECT_EQ(1, c.need_sync);
 
 	EXPECT_EQ(-EINVAL, write_file(DEBUGFS "backend", "bogus"));
