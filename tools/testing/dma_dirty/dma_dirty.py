@@ -264,6 +264,10 @@ MIGRATIONS = [
 	 'touch', 1, False, 'kvm-ring', 'unplug'),
 	('migrate-kvm-off-ring', 'nested KVM, dirty ring, dma_mark_dirty=off, hot-unplug',
 	 'off', 1, False, 'kvm-ring', 'unplug'),
+	('migrate-kvm-kvm', 'nested KVM, dirty bitmap, dma_mark_dirty=kvm, hot-unplug: the paravirtual reports, counted by KVM, save the data',
+	 'kvm', 1, False, 'kvm', 'unplug'),
+	('migrate-kvm-kvm-ring', 'nested KVM, dirty ring, dma_mark_dirty=kvm, hot-unplug',
+	 'kvm', 1, False, 'kvm-ring', 'unplug'),
 	('migrate-kvm-touch-stop', 'nested KVM, dirty bitmap, dma_mark_dirty=touch, stop-bit quiesce',
 	 'touch', 1, False, 'kvm', 'stop'),
 ]
