@@ -76,10 +76,25 @@ kernel: config
 	@+$(KMAKE) -s INSTALL_MOD_PATH=$(MODS) INSTALL_MOD_STRIP=1 modules_install
 	@+$(KMAKE) -s headers
 
+KVM_SELFTESTS := dma_dirty_test kvm_pv_test
+
 kselftests: kernel
 	@+$(MAKE) -s -C $(TREE)/tools/testing/selftests TARGETS="dma_dirty" \
 		O=$(KSFT) KHDR_INCLUDES="-isystem $(KOBJ)/usr/include" \
 		USERLDFLAGS=-static install INSTALL_PATH=$(KSFT)/install
+	@# The KVM selftests of the series, static, run by the kvm-host boot
+	@# (the test kernel as a KVM host, nested under TCG).  Only these two:
+	@# the whole KVM suite takes long to build and tests what we do not.
+	@+$(MAKE) -s -C $(TREE)/tools/testing/selftests/kvm OUTPUT=$(KSFT)/kvm \
+		KHDR_INCLUDES="-isystem $(KOBJ)/usr/include" \
+		EXTRA_CFLAGS=-static LDFLAGS=-static \
+		$(addprefix $(KSFT)/kvm/x86_64/,$(KVM_SELFTESTS))
+	@mkdir -p $(KSFT)/install/kvm
+	@cp $(addprefix $(KSFT)/kvm/x86_64/,$(KVM_SELFTESTS)) $(KSFT)/install/kvm/
+	@echo timeout=900 > $(KSFT)/install/kvm/settings
+	@for t in $(KVM_SELFTESTS); do \
+		grep -qx kvm:$$t $(KSFT)/install/kselftest-list.txt || \
+		echo kvm:$$t >> $(KSFT)/install/kselftest-list.txt; done
 
 # The simulated device: host simulator, guest driver (an external module
 # built from a copy, so the source folder stays clean), demo initramfs.

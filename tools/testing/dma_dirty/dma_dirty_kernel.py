@@ -10,7 +10,7 @@ import shutil
 import subprocess
 import time
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -76,6 +76,8 @@ class BootConfig:
 	cpu_flags: str = ''
 	expect: Dict[str, str] = field(default_factory=dict)
 	kunit: bool = False
+	# the kselftest collections it runs (run_kselftest.sh -c)
+	kselftests: Tuple[str, ...] = ('dma_dirty',)
 
 
 # Every configuration runs the boot checks and the kselftests; KUnit runs
@@ -106,6 +108,10 @@ BOOT_CONFIGS = [
 		   append=['dma_mark_dirty=bogus'], cpu_flags=',-hypervisor',
 		   expect={'backend': 'off', 'path': 'off',
 			   'dmesg': 'dma_mark_dirty=bogus:+no+such+backend'}),
+	# The test kernel as a KVM host: -cpu max under TCG has SVM with
+	# nested paging, so kvm_amd loads and the KVM selftests run nested.
+	BootConfig('kvm-host', 'the test kernel as a KVM host (kvm_amd, nested under TCG): the KVM selftests',
+		   append=['tsc=unstable'], kselftests=('kvm',)),
 ]
 
 
@@ -119,10 +125,15 @@ def boot_checks(cfg: BootConfig) -> List[str]:
 	return names
 
 
-# The kselftest programs a boot must run, as the runner names them, with
-# the kselftest_harness binary whose tests each runs (under the install
-# folder).
-KSELFTESTS = {'dma_dirty:test_dma_dirty.sh': 'dma_dirty/dma_dirty_test'}
+# The kselftest programs a boot may run, as the runner names them, with the
+# binary (under the install folder) that tells how many tests each runs and
+# how: 'harness', a kselftest_harness binary ("-l" on stderr); 'list', one
+# test name per line of "-l" on stdout; 'whole', a program with no subtests.
+KSELFTESTS = {
+	'dma_dirty:test_dma_dirty.sh': ('dma_dirty/dma_dirty_test', 'harness'),
+	'kvm:dma_dirty_test': ('kvm/dma_dirty_test', 'list'),
+	'kvm:kvm_pv_test': ('kvm/kvm_pv_test', 'whole'),
+}
 
 # The KUnit suites are read from these sources; this one must be among them.
 KUNIT_SOURCES = ('kernel/dma/*kunit*.c',)
@@ -187,16 +198,24 @@ def kselftest_counts(paths: Paths) -> Dict[str, int]:
 			listed, ', '.join(programs) or 'nothing',
 			', '.join(sorted(KSELFTESTS))))
 	counts = {}
-	for prog, binary in KSELFTESTS.items():
+	for prog, (binary, kind) in KSELFTESTS.items():
 		path = os.path.join(install, binary)
 		if not os.access(path, os.X_OK):
 			raise SetupError('%s is missing: run "make kselftests"'
 					 % path)
+		if kind == 'whole':
+			counts[prog] = 0
+			continue
 		# The binary is static: it runs on the host.  "-l" lists the
-		# tests on stderr and exits with KSFT_SKIP (4).
+		# tests: a kselftest_harness binary on stderr, exiting with
+		# KSFT_SKIP (4); the others on stdout, one name per line
+		# (the KVM library prints its random seed first).
 		out = subprocess.run([path, '-l'], capture_output=True,
 				     text=True, timeout=30)
-		n = harness_test_count(out.stderr)
+		if kind == 'harness':
+			n = harness_test_count(out.stderr)
+		else:
+			n = len(re.findall(r'^\w+$', out.stdout, re.M))
 		if n <= 0:
 			raise SetupError('%s -l lists no test' % path)
 		counts[prog] = n
@@ -237,7 +256,9 @@ def kunit_counts(paths: Paths) -> Dict[str, int]:
 def expectations(cfg: BootConfig, kselftests: Dict[str, int],
 		 kunit: Dict[str, int]) -> Expect:
 	"""What boot @cfg must report, given the built tests."""
-	return Expect(boot_checks(cfg), dict(kselftests),
+	return Expect(boot_checks(cfg),
+		      {p: n for p, n in kselftests.items()
+		       if p.split(':')[0] in cfg.kselftests},
 		      dict(kunit) if cfg.kunit else {})
 
 
@@ -275,7 +296,7 @@ def missing_test_pieces(paths: Paths) -> List[str]:
 	install = os.path.join(paths.kselftest, 'install')
 	for f in ['run_kselftest.sh', 'kselftest-list.txt',
 		  *[p.replace(':', '/', 1) for p in KSELFTESTS],
-		  *KSELFTESTS.values()]:
+		  *[b for b, _ in KSELFTESTS.values()]]:
 		if not os.path.exists(os.path.join(install, f)):
 			missing.append('%s/%s (make kselftests)' % (install, f))
 	return missing
@@ -371,6 +392,7 @@ def boot(cfg: BootConfig, kernel: str, initrd: str, release: str,
 	if not cfg.kunit:
 		append.append('kunit.enable=0')
 	append += ['ddtest.%s=%s' % kv for kv in sorted(cfg.expect.items())]
+	append.append('ddtest.ksft=' + ','.join(cfg.kselftests))
 	append += cfg.append
 	if accel == 'kvm':
 		cpu = ['-accel', 'kvm', '-cpu', 'host' + cfg.cpu_flags]

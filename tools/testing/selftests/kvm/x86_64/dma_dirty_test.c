@@ -157,6 +157,35 @@ static void guest_code_ring(void)
 	GUEST_DONE();
 }
 
+/*
+ * Miniature migration: the host's "device" wrote [mig_gfn, mig_gfn +
+ * mig_npages) behind KVM's back; the guest reports it, if told to and if
+ * the flag says that KVM logs, as the kvm backend does on DMA unmap.
+ */
+static uint64_t mig_gfn, mig_npages;
+static bool mig_report;
+
+static void guest_code_migrate(void)
+{
+	uint64_t gfn, npages, r;
+
+	GUEST_ASSERT_EQ(wrmsr_safe(MSR_KVM_DMA_DIRTY,
+				   dd_gpa | KVM_MSR_ENABLED), 0);
+	for (;;) {
+		GUEST_SYNC(STAGE_REPORTED);
+		gfn = READ_ONCE(mig_gfn);
+		npages = READ_ONCE(mig_npages);
+		if (!READ_ONCE(mig_report) || !READ_ONCE(dd.flags))
+			continue;
+		while (npages) {
+			r = dma_dirty(gfn, npages, 0);
+			GUEST_ASSERT(r && r <= npages);
+			gfn += r;
+			npages -= r;
+		}
+	}
+}
+
 /* Spin until the flag says logging, counting the loads that said not. */
 static void guest_code_kick(void)
 {
@@ -345,10 +374,6 @@ static void test_ring(void)
 	struct kvm_vm *vm;
 	struct ucall uc;
 
-	if (!kvm_has_cap(KVM_CAP_DIRTY_LOG_RING)) {
-		print_skip("KVM_CAP_DIRTY_LOG_RING not supported");
-		return;
-	}
 	pr_info("Testing the dirty ring (%u entries)\n", TEST_RING_ENTRIES);
 	vm = create_vm(&vcpu, guest_code_ring, TEST_RING_ENTRIES);
 	ring = vcpu_map_dirty_ring(vcpu);
@@ -438,13 +463,127 @@ static void test_kick(void)
 	kvm_vm_free(vm);
 }
 
-int main(void)
+#define MIG_ROUNDS	32
+
+/*
+ * A migration as dirty_log_test.c does it: a first pass copies the whole
+ * slot, then each round the "device" (this thread, through the host
+ * mapping, which KVM does not track) writes a few pages, the guest runs and
+ * reports them, and the pages the dirty log names are copied again.  With
+ * the reports the copy matches guest memory at the end; without them it
+ * keeps what the first pass saw.  Returns the pages that differ.
+ */
+static uint64_t mini_migration(bool report)
 {
+	unsigned long *bmap = bitmap_zalloc(TEST_PAGES);
+	uint64_t round, page, npages, differ = 0;
+	struct kvm_vcpu *vcpu;
+	struct kvm_vm *vm;
+	uint8_t *mem, *copy;
+
+	vm = create_vm(&vcpu, guest_code_migrate, 0);
+	mem = addr_gpa2hva(vm, TEST_GPA);
+	copy = malloc(TEST_PAGES * PAGE_SIZE);
+	TEST_ASSERT(copy, "malloc");
+	mig_report = report;
+	sync_global_to_guest(vm, mig_report);
+	expect_stage(vcpu, STAGE_REPORTED);
+
+	set_logging(vm, true);
+	kvm_vm_get_dirty_log(vm, TEST_SLOT, bmap);
+	memcpy(copy, mem, TEST_PAGES * PAGE_SIZE);
+
+	srandom(1);
+	for (round = 1; round <= MIG_ROUNDS; round++) {
+		/* The device writes 1 to 40 pages, contiguous. */
+		npages = 1 + random() % 40;
+		page = random() % (TEST_PAGES - npages);
+		memset(mem + page * PAGE_SIZE, round, npages * PAGE_SIZE);
+		mig_gfn = TEST_GFN + page;
+		mig_npages = npages;
+		sync_global_to_guest(vm, mig_gfn);
+		sync_global_to_guest(vm, mig_npages);
+		expect_stage(vcpu, STAGE_REPORTED);
+
+		kvm_vm_get_dirty_log(vm, TEST_SLOT, bmap);
+		for (page = 0; page < TEST_PAGES; page++)
+			if (test_bit(page, bmap))
+				memcpy(copy + page * PAGE_SIZE,
+				       mem + page * PAGE_SIZE, PAGE_SIZE);
+	}
+	for (page = 0; page < TEST_PAGES; page++)
+		if (memcmp(copy + page * PAGE_SIZE, mem + page * PAGE_SIZE,
+			   PAGE_SIZE))
+			differ++;
+	pr_info("%s the guest's reports, %lu of %u pages differ after %u rounds\n",
+		report ? "With" : "Without", differ, TEST_PAGES, MIG_ROUNDS);
+	kvm_vm_free(vm);
+	free(copy);
+	free(bmap);
+	return differ;
+}
+
+static int run_migrate(void)
+{
+	TEST_ASSERT(mini_migration(false) > 0,
+		    "Without reports, the copy matched: the device's writes were seen some other way");
+	TEST_ASSERT(mini_migration(true) == 0,
+		    "With reports, the copy differs from guest memory");
+	return KSFT_PASS;
+}
+
+static int run_bitmap(void)
+{
+	test_bitmap();
+	return KSFT_PASS;
+}
+
+static int run_kick(void)
+{
+	test_kick();
+	return KSFT_PASS;
+}
+
+static int run_ring(void)
+{
+	if (!kvm_has_cap(KVM_CAP_DIRTY_LOG_RING))
+		return KSFT_SKIP;
+	test_ring();
+	return KSFT_PASS;
+}
+
+static const struct {
+	const char *name;
+	int (*fn)(void);
+} tests[] = {
+	{ "bitmap", run_bitmap },
+	{ "kick", run_kick },
+	{ "ring", run_ring },
+	{ "migrate", run_migrate },
+};
+
+int main(int argc, char *argv[])
+{
+	int i;
+
+	/* "-l": the tests, one per line, for a harness to count */
+	if (argc > 1 && !strcmp(argv[1], "-l")) {
+		for (i = 0; i < ARRAY_SIZE(tests); i++)
+			printf("%s\n", tests[i].name);
+		return 0;
+	}
 	TEST_REQUIRE(kvm_cpu_has(X86_FEATURE_KVM_DMA_DIRTY));
 	TEST_REQUIRE(kvm_has_cap(KVM_CAP_ENFORCE_PV_FEATURE_CPUID));
 
-	test_bitmap();
-	test_kick();
-	test_ring();
-	return 0;
+	ksft_print_header();
+	ksft_set_plan(ARRAY_SIZE(tests));
+	for (i = 0; i < ARRAY_SIZE(tests); i++) {
+		/* A failed assertion ends the program: fewer results. */
+		if (tests[i].fn() == KSFT_SKIP)
+			ksft_test_result_skip("%s: KVM_CAP_DIRTY_LOG_RING not supported\n",
+					      tests[i].name);
+		else
+			ksft_test_result_pass("%s\n", tests[i].name);
+	}
+	ksft_finished();
 }
