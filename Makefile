@@ -21,7 +21,7 @@
 #                    boots ordinary kernels)
 #   TESTS=GLOB       run only the boot configurations matching GLOB
 #   JOBS=N           parallel build jobs (default: number of CPUs)
-#   SERIES_VERSION=N version of the exported series (default 2)
+#   SERIES_VERSION=N version of the exported series (default 3)
 #   DEBUG=1          a kernel with KASAN, lockdep, DEBUG_ATOMIC_SLEEP and
 #                    DMA_API_DEBUG, built and logged in *-debug folders
 
@@ -124,7 +124,7 @@ test: tooltest kselftests sim
 
 SERIES_OUT := $(BUILD)/series
 
-SERIES_VERSION ?= 2
+SERIES_VERSION ?= 3
 
 series: tree
 	@$(TOOLS)/series.sh $(TREE) $(SERIES_OUT) $(TOP)/patches/cover-letter.txt \

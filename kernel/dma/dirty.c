@@ -60,10 +60,6 @@ const u32 *dma_dirty_gate __read_mostly = &dma_dirty_always;
 /* Ranges handed to the backend in one call. */
 #define DMA_DIRTY_BATCH		16
 
-static void dma_dirty_touch(struct device *dev,
-			    const struct dma_dirty_range *ranges,
-			    unsigned int nr);
-
 DEFINE_STATIC_CALL(dma_dirty_mark, dma_dirty_touch);
 
 #ifdef CONFIG_DEBUG_FS
@@ -124,15 +120,22 @@ static inline void dma_dirty_count_fault(void)
 }
 #endif /* CONFIG_DEBUG_FS */
 
-/*
- * The touch backend: one byte per page, inside the buffer (at its start on
- * the first page, at the page start on the others), so nothing outside
- * [phys, phys + size) is accessed.  The access is an atomic read-modify-write
- * of that byte, which is what the instrumentation is told.
+/**
+ * dma_dirty_touch - mark byte ranges dirty by writing to them
+ * @dev: the device that wrote them, for messages
+ * @ranges: ranges of RAM, as handed to a backend's mark()
+ * @nr: number of ranges
+ *
+ * The touch backend; also for a paravirtual backend to mark what its
+ * hypervisor refused, so that it is not lost.  One byte per page, inside the
+ * range (at its start on the first page, at the page start on the others),
+ * so nothing outside [phys, phys + size) is accessed.  The access is an
+ * atomic read-modify-write of that byte, which is what the instrumentation
+ * is told.  A read-only page is counted in touch_faults and warned about
+ * once.  Any context.
  */
-static void dma_dirty_touch(struct device *dev,
-			    const struct dma_dirty_range *ranges,
-			    unsigned int nr)
+void dma_dirty_touch(struct device *dev, const struct dma_dirty_range *ranges,
+		     unsigned int nr)
 {
 	unsigned int i;
 
@@ -161,6 +164,8 @@ static void dma_dirty_none(struct device *dev,
 			   unsigned int nr)
 {
 }
+
+EXPORT_SYMBOL_GPL(dma_dirty_touch);
 
 static struct dma_dirty_backend dma_dirty_backend_off = {
 	.name = "off",
@@ -507,16 +512,8 @@ static int __init dma_mark_dirty_init(void)
 	struct dma_dirty_backend *backend;
 
 	mutex_lock(&dma_dirty_lock);
-	if (!strcmp(dma_dirty_param, "auto")) {
-		backend = __dma_dirty_auto();
-	} else {
-		backend = __dma_dirty_find(dma_dirty_param);
-		if (!backend) {
-			backend = __dma_dirty_auto();
-			pr_err("dma_mark_dirty=%s: no such backend (expected off, touch or auto), using %s\n",
-			       dma_dirty_param, backend->name);
-		}
-	}
+	/* A name no backend has (yet: they register later) means auto. */
+	backend = __dma_dirty_find(dma_dirty_param) ?: __dma_dirty_auto();
 	__dma_dirty_switch(backend);
 	mutex_unlock(&dma_dirty_lock);
 	pr_info("backend %s (dma_mark_dirty=%s)\n", backend->name,
@@ -524,6 +521,24 @@ static int __init dma_mark_dirty_init(void)
 	return 0;
 }
 core_initcall(dma_mark_dirty_init);
+
+/* Once every built-in backend had its chance to register. */
+static int __init dma_mark_dirty_check_param(void)
+{
+	struct dma_dirty_backend *backend;
+
+	mutex_lock(&dma_dirty_lock);
+	if (strcmp(dma_dirty_param, "auto") &&
+	    !__dma_dirty_find(dma_dirty_param)) {
+		backend = __dma_dirty_auto();
+		pr_err("dma_mark_dirty=%s: no such backend (expected off, touch, auto or a registered one), using %s\n",
+		       dma_dirty_param, backend->name);
+		__dma_dirty_switch(backend);
+	}
+	mutex_unlock(&dma_dirty_lock);
+	return 0;
+}
+late_initcall_sync(dma_mark_dirty_check_param);
 
 #ifdef CONFIG_DEBUG_FS
 static const char *const dma_dirty_path_names[DMA_DIRTY_NR_PATHS] = {

@@ -909,21 +909,41 @@ def nested(paths: dma_dirty_kernel.Paths, backend: str, legs: int = 1,
 	read-write."""
 	label = label or 'kvm-' + backend
 	here = os.path.dirname(os.path.abspath(__file__))
-	build = os.path.abspath(paths.build)
-	logs = os.path.abspath(paths.logs)
-	os.makedirs(logs, exist_ok=True)
 	for p, what in ((paths.kernel, 'make kernel'),
 			(paths.initramfs_demo, 'make sim'),
 			(os.path.join(paths.sim, 'dd_sim'), 'make sim')):
 		if not os.path.exists(p):
 			raise MigrationError('%s is missing (%s builds it)'
 					     % (p, what))
+	out = run_l1(paths, 'migrate-' + label,
+		     'run --backend %s --legs %d --accel kvm --ring %d --quiesce %s --label %s'
+		     % (backend, legs, ring, quiesce, label),
+		     '%s: L1 (test kernel, TCG, 4 GiB, 2 vCPUs) runs the scenario with L2 guests under KVM (%s)'
+		     % (label, 'dirty ring %d' % ring if ring else 'dirty bitmap'),
+		     log)
+	return [Leg(**l) for l in out['legs']]
+
+
+def run_l1(paths: dma_dirty_kernel.Paths, name: str, job: str, what: str,
+	   log=print) -> dict:
+	"""Boot the test kernel under TCG as an L1 KVM host, with the host's /
+	over 9p, and run "dd_migrate.py @job --result FILE" in it (the host's
+	python3 and QEMU, chrooted).  Returns the result it wrote; raises what
+	it reported.  Logs: @name.l1.console.log (the L1 kernel),
+	@name.l1.runner.log (the runner), and what the runner writes, in the
+	build's log directory, which the L1 mounts read-write."""
+	here = os.path.dirname(os.path.abspath(__file__))
+	build = os.path.abspath(paths.build)
+	logs = os.path.abspath(paths.logs)
+	os.makedirs(logs, exist_ok=True)
+	label = name
 	initrd = os.path.join(build, 'initramfs-l1%s.cpio.gz' % (
 		'-' + paths.variant if paths.variant else ''))
 	dma_dirty_kernel.build_initramfs(
 		paths, initrd, [os.path.join(here, 'guest', 'l1-init')])
-	base = os.path.join(logs, 'migrate-%s' % label)
+	base = os.path.join(logs, name)
 	result = base + '.result.json'
+	job_args = job
 	job = base + '.l1.job'
 	console = base + '.l1.console.log'
 	runner = base + '.l1.runner.log'
@@ -931,10 +951,9 @@ def nested(paths: dma_dirty_kernel.Paths, backend: str, legs: int = 1,
 		with contextlib.suppress(FileNotFoundError):
 			os.unlink(f)
 	with open(job, 'w') as f:
-		f.write('cd %s && exec python3 -u %s run --build %s --variant "%s" --backend %s --legs %d --accel kvm --ring %d --quiesce %s --label %s --result %s\n'
-			% (here, os.path.join(here, 'dd_migrate.py'), build,
-			   paths.variant, backend, legs, ring, quiesce, label,
-			   result))
+		f.write('cd %s && exec python3 -u %s %s --build %s --variant "%s" --result %s\n'
+			% (here, os.path.join(here, 'dd_migrate.py'), job_args,
+			   build, paths.variant, result))
 	cmd = ['qemu-system-x86_64', *L1_QEMU,
 	       '-kernel', paths.kernel, '-initrd', initrd,
 	       '-append', ' '.join(L1_APPEND + ['ddl1.job=' + job,
@@ -943,8 +962,7 @@ def nested(paths: dma_dirty_kernel.Paths, backend: str, legs: int = 1,
 	       '-virtfs', 'local,path=%s,mount_tag=ddlogs,security_model=none' % logs,
 	       '-display', 'none', '-monitor', 'none', '-no-reboot',
 	       '-serial', 'file:' + console, '-serial', 'file:' + runner]
-	log('# %s: L1 (test kernel, TCG, 4 GiB, 2 vCPUs) runs the scenario with L2 guests under KVM (%s); logs %s.l1.*.log'
-	    % (label, 'dirty ring %d' % ring if ring else 'dirty bitmap', base))
+	log('# %s; logs %s.l1.*.log' % (what, base))
 	t0 = time.monotonic()
 	with open(console + '.qemu', 'w') as err:
 		proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
@@ -991,7 +1009,132 @@ def nested(paths: dma_dirty_kernel.Paths, backend: str, legs: int = 1,
 	if 'error' in out:
 		raise (EnvironmentFailure if out.get('environment') else
 		       MigrationError)(out['error'])
-	return [Leg(**l) for l in out['legs']]
+	return out
+
+
+# The L2 guest of the kvm-guest run: the test kernel and initramfs, its
+# kselftests, backend kvm; the rate at which the "migration" that keeps KVM
+# logging sends (it must outlast the kselftests, which take minutes).
+L2_APPEND = ['console=ttyS0', 'panic=-1', 'oops=panic', 'kunit.enable=0',
+	     'dma_mark_dirty=kvm', 'ddtest.backend=kvm', 'ddtest.path=direct',
+	     'ddtest.ksft=dma_dirty', 'ddtest.kvmgate=1']
+L2_LOGGING_BANDWIDTH = 256 << 10
+L2_WAIT = 900		# seconds for each half of the kselftests
+
+
+def read_counters(lines: List[str]) -> List[Dict[str, int]]:
+	"""The '# dma-dirty: counters' lines of an L2 results log, in order."""
+	out = []
+	for l in lines:
+		if l.startswith('# dma-dirty: counters'):
+			out.append({k: int(v) for k, v in
+				    (kv.split('=', 1) for kv in l.split()[3:])
+				    if v.isdigit()})
+	return out
+
+
+def l2_kselftest(paths: dma_dirty_kernel.Paths, release: str,
+		 log=print) -> dict:
+	"""Inside the L1: boot the test kernel as an L2 guest under KVM with
+	the kvm backend (guest/init, ddtest.kvmgate=1), let it run its
+	kselftests while KVM does not log, then turn logging on (a migration
+	to a sink, slow enough to outlast the second run) and let it run them
+	again; read KVM's statistics of the VM at each step."""
+	if not os.path.exists('/dev/kvm'):
+		raise MigrationError('no /dev/kvm: the L1 cannot run KVM guests (see its console)')
+	logs = os.path.abspath(paths.logs)
+	results = os.path.join(logs, 'kvm-guest.results.log')
+	console = os.path.join(logs, 'kvm-guest.console.log')
+	for f in (results, console):
+		with contextlib.suppress(FileNotFoundError):
+			os.unlink(f)
+	port = free_port()
+	cmd = ['qemu-system-x86_64', '-M', 'q35', '-accel', 'kvm',
+	       '-cpu', cpu_model('kvm', 'kvm'), '-smp', '1', '-m', '512M',
+	       '-vga', 'none', '-kernel', paths.kernel,
+	       '-initrd', paths.initramfs,
+	       '-append', ' '.join(L2_APPEND + ['ddtest.release=' + release]),
+	       '-display', 'none', '-monitor', 'none', '-no-reboot',
+	       '-serial', 'file:' + console, '-serial', 'file:' + results,
+	       '-device', 'pci-testdev,id=dmatest',
+	       '-qmp', 'tcp:127.0.0.1:%d,server=on,wait=off' % port]
+	proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
+				stdout=subprocess.DEVNULL,
+				stderr=open(console + '.qemu', 'w'))
+	g = Guest('l2', proc, None, '', '', console)
+	out: dict = {'results_log': results, 'console_log': console}
+	try:
+		try:
+			g.qmp = dd_qmp.QMP('tcp:127.0.0.1:%d' % port, timeout=30)
+		except dd_qmp.QMPError as e:
+			raise EnvironmentFailure('QEMU start failure: %s; stderr: %s'
+						 % (e, tail(console + '.qemu', 5)))
+
+		def lines() -> List[str]:
+			with contextlib.suppress(OSError), \
+					open(results, errors='replace') as f:
+				return f.read().split('\n')[:-1]
+			return []
+
+		def wait_line(marker: str, what: str) -> None:
+			t0, seen = time.monotonic(), 0
+			while marker not in lines():
+				g.check_alive()
+				n = len(lines())
+				if n != seen:
+					seen = n
+					log('#   L2: %d result lines (%s)' % (n, what))
+				if time.monotonic() - t0 > L2_WAIT:
+					raise MigrationError('L2: no "%s" within %d s; console:\n%s'
+							     % (marker, L2_WAIT,
+								tail(console)))
+				time.sleep(2)
+
+		wait_line('# dma-dirty: waiting for reporting',
+			  'kselftests, KVM not logging')
+		out['host_pages_gated'] = kvm_stat(g, 'dma_dirty_pages')
+		out['host_hypercalls_gated'] = kvm_stat(g, 'hypercalls')
+		log('#   L2: kselftests done while KVM did not log; KVM counted %d pages, %d hypercalls; turning logging on'
+		    % (out['host_pages_gated'], out['host_hypercalls_gated']))
+		g.qmp.cmd('migrate-set-parameters',
+			  **{'max-bandwidth': L2_LOGGING_BANDWIDTH})
+		g.qmp.cmd('migrate', uri='exec:cat > /dev/null')
+		wait_line('# dma-dirty: done', 'kselftests, KVM logging')
+		status = g.qmp.cmd('query-migrate').get('status')
+		if status != 'active':
+			raise MigrationError('the migration that keeps KVM logging is %s before the kselftests ended: lower L2_LOGGING_BANDWIDTH'
+					     % status)
+		out['host_pages_logging'] = kvm_stat(g, 'dma_dirty_pages')
+		g.qmp.cmd('migrate_cancel')
+		proc.wait(120)
+	except subprocess.TimeoutExpired:
+		raise MigrationError('L2 did not power off within 120 s of the end of logging; console:\n%s'
+				     % tail(console))
+	finally:
+		if g.qmp:
+			g.qmp.close()
+		if proc.poll() is None:
+			proc.kill()
+			proc.wait()
+	splat = dma_dirty_kernel.console_splat(
+		open(console, errors='replace').read().splitlines())
+	if splat:
+		raise MigrationError('L2 kernel reported: %s (console: %s)'
+				     % (splat, console))
+	return out
+
+
+def nested_kselftest(paths: dma_dirty_kernel.Paths, release: str,
+		     log=print) -> dict:
+	"""The kvm-guest run, from the host: run_l1() with l2_kselftest()."""
+	for p, what in ((paths.kernel, 'make kernel'),
+			(paths.initramfs, 'make test')):
+		if not os.path.exists(p):
+			raise MigrationError('%s is missing (%s builds it)'
+					     % (p, what))
+	return run_l1(paths, 'kvm-guest', 'l2-kselftest --release %s' % release,
+		      'kvm-guest: L1 (test kernel, TCG) runs an L2 guest under KVM, backend kvm, with its kselftests',
+		      log)
 
 
 def print_table(rows: Dict[tuple, Leg]) -> None:
@@ -1044,8 +1187,26 @@ def main(argv: List[str]) -> int:
 		       help='unplug: the guest removes the device during pre-copy, a new one is plugged on the destination')
 	r.add_argument('--result', default='',
 		       help='also write the legs, or the error, to this JSON file')
+	k = sub.add_parser('l2-kselftest',
+			   help='in an L1: the kselftests in an L2 guest with the kvm backend')
+	k.add_argument('--build', default='build')
+	k.add_argument('--variant', default='')
+	k.add_argument('--release', required=True,
+		       help='the kernel release the L2 must run')
+	k.add_argument('--result', required=True)
 	args = ap.parse_args(argv)
 	paths = dma_dirty_kernel.Paths(os.path.abspath(args.build), args.variant)
+	if args.cmd == 'l2-kselftest':
+		try:
+			out = l2_kselftest(paths, args.release)
+		except (MigrationError, dd_qmp.QMPError) as e:
+			out = {'error': str(e),
+			       'environment': isinstance(e, EnvironmentFailure)}
+		with open(args.result + '.tmp', 'w') as f:
+			json.dump(out, f, indent=1)
+		os.replace(args.result + '.tmp', args.result)
+		print('l2-kselftest: %s' % out.get('error', 'done'))
+		return 1 if 'error' in out else 0
 
 	# Ctrl-C and SIGTERM unwind through the Testbed, which cleans up.
 	signal.signal(signal.SIGTERM, lambda *a: sys.exit(130))

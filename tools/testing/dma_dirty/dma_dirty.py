@@ -205,13 +205,26 @@ def cmd_run(args) -> int:
 		return 2
 	migrations = [m[0] for m in MIGRATIONS
 		      if fnmatch.fnmatch(m[0], args.tests)]
-	if not configs and not migrations:
+	guest_runs = [c for c in NESTED_BOOTS
+		      if fnmatch.fnmatch(c.name, args.tests)]
+	if guest_runs and not configs:
+		try:
+			kselftests = kernel.kselftest_counts(paths)
+			suites = kernel.kunit_counts(paths)
+			kernel.build_initramfs(paths, paths.initramfs, tests=True)
+		except (kernel.SetupError, OSError,
+			subprocess.SubprocessError) as e:
+			print('error: %s' % e)
+			return 2
+	if not configs and not migrations and not guest_runs:
 		print('error: nothing matches %r (have: %s)' % (
 			args.tests, ', '.join([c.name for c in kernel.BOOT_CONFIGS] +
+					      [c.name for c in NESTED_BOOTS] +
 					      [m[0] for m in MIGRATIONS])))
 		return 2
-	print('dma-dirty: kernel %s, QEMU %d.%d, accel %s, %d boot configurations, %d migration scenarios'
-	      % (release, *version, args.accel, len(configs), len(migrations)))
+	print('dma-dirty: kernel %s, QEMU %d.%d, accel %s, %d boot configurations, %d nested guest runs, %d migration scenarios'
+	      % (release, *version, args.accel, len(configs), len(guest_runs),
+		 len(migrations)))
 	if configs:
 		print('# each boot must report: its boot checks; kselftests %s; KUnit %s where it runs'
 		      % (', '.join('%s (%d tests)' % kv for kv in sorted(kselftests.items())),
@@ -233,6 +246,9 @@ def cmd_run(args) -> int:
 		else:
 			print('# boot %s: powered off after %.1f s; logs: %s' % (
 				cfg.name, out.seconds, out.console_log), flush=True)
+	for cfg in guest_runs:
+		run_kvm_guest(paths, cfg, release, counts,
+			      kernel.expectations(cfg, kselftests, suites))
 	run_migrations(paths, migrations, counts, version)
 	print(counts.line())
 	return 1 if counts.failed or not counts.passed else 0
@@ -279,6 +295,97 @@ MIGRATIONS = [
 def check(counts: parser.Counts, name: str, ok: bool, detail: str) -> None:
 	counts.add(parser.Status.PASS if ok else parser.Status.FAIL)
 	print('%s%s # %s' % ('ok      ' if ok else 'not ok  ', name, detail))
+
+
+# Guests booted inside an L1 (the test kernel as a KVM host under TCG) by
+# dd_migrate.py, with their results judged as a boot's.  kvm-guest: the L2
+# runs the kselftests with dma_mark_dirty=kvm twice, first while KVM does
+# not log (nothing may be reported: the bypass), then while it logs (every
+# report is a hypercall KVM counts).
+NESTED_BOOTS = [
+	kernel.BootConfig('kvm-guest', 'an L2 guest under nested KVM, -cpu host,migratable=off: the kvm backend, its bypass and its reports',
+			  expect={'backend': 'kvm', 'path': 'direct'}),
+]
+
+# The pages the guest reports (swiotlb slots are only counted).
+REPORTED = ('pages_direct', 'pages_iommu', 'pages_caller')
+
+
+def kvm_guest_checks(out: dict, counters: List[dict]) -> List[tuple]:
+	"""(name, ok, detail): what the guest's counters and KVM's say.
+
+	@counters: the guest's, before and after the kselftests while KVM did
+	not log, and before and after them while it logged.  KVM's count of
+	the pages the guest reported must be 0 and no hypercall made in the
+	first run; in the second, what the guest counted less what the same
+	kselftests counted in the first (runtime_switch reports through
+	"touch" for a while, the same pages each run), and not 0.
+	"""
+	if len(counters) != 4:
+		return [('counters', False, '%d of the 4 counters lines the L2 prints'
+			 % len(counters))]
+	c0, c1, c2, c3 = counters
+	touch = sum(c1.get(k, 0) - c0.get(k, 0) for k in REPORTED)
+	logging = sum(c3.get(k, 0) - c2.get(k, 0) for k in REPORTED)
+	host_gated = out.get('host_pages_gated', -1)
+	calls_gated = out.get('host_hypercalls_gated', -1)
+	host = out.get('host_pages_logging', -1)
+	return [
+		('bypass_no_exit', host_gated == 0 and calls_gated == 0,
+		 'while KVM did not log: KVM dma_dirty_pages %d, hypercalls %d (the kselftests\' own reports through touch: %d pages)'
+		 % (host_gated, calls_gated, touch)),
+		('reports_counted_by_kvm', logging - touch > 0 and
+		 host == logging - touch,
+		 'while KVM logged: the guest reported %d pages, %d of them through touch; KVM counted %d'
+		 % (logging, touch, host)),
+	]
+
+
+def run_kvm_guest(paths, cfg, release: str, counts: parser.Counts,
+		  expect: kernel.Expect) -> None:
+	import dd_migrate
+	import dd_qmp
+
+	print('# %s: %s' % (cfg.name, cfg.description), flush=True)
+	for attempt in (1, 2):
+		try:
+			out = dd_migrate.nested_kselftest(
+				paths, release, log=lambda m: print(m, flush=True))
+			break
+		except dd_migrate.EnvironmentFailure as e:
+			out = None
+			why = 'environment failure, not a test result: %s' % e
+			if attempt == 1:
+				print('# %s: %s' % (cfg.name, why))
+				print('# %s: retrying once after an environment failure'
+				      % cfg.name, flush=True)
+		except (dd_migrate.MigrationError, dd_qmp.QMPError) as e:
+			out = None
+			why = 'test failure: %s' % e
+			break
+	if out is None:
+		check(counts, cfg.name, False, why)
+		return
+	with open(out['results_log'], errors='replace') as f:
+		lines = f.read().splitlines()
+	sections, done = split_sections(lines)
+	pre = cfg.name + ': '
+	for part, section in (('', 'kselftest'),
+			      ('logging.', 'kselftest-logging')):
+		one = {'boot': sections.get('boot', [])}
+		if section in sections:
+			one['kselftest'] = sections[section]
+		for full, res in judge(one, expect):
+			if part and not full.startswith('kselftest'):
+				continue	# the boot checks, once
+			check(counts, pre + part + full,
+			      res.status == parser.Status.PASS,
+			      res.reason or res.status.name.lower())
+	check(counts, pre + 'done', done,
+	      'the L2 reached the end of its runs (%s)' % out['console_log'])
+	for name, ok, detail in kvm_guest_checks(
+			out, dd_migrate.read_counters(lines)):
+		check(counts, pre + name, ok, detail)
 
 
 def run_migrations(paths, names: List[str], counts: parser.Counts,

@@ -231,6 +231,13 @@ static uint32_t host_flags(struct kvm_vm *vm)
 	return READ_ONCE(hva->flags);
 }
 
+static void set_host_flags(struct kvm_vm *vm, uint32_t flags)
+{
+	struct kvm_dma_dirty *hva = addr_gva2hva(vm, (vm_vaddr_t)&dd);
+
+	WRITE_ONCE(hva->flags, flags);
+}
+
 static void set_logging(struct kvm_vm *vm, bool on)
 {
 	vm_mem_region_set_flags(vm, TEST_SLOT, on ? KVM_MEM_LOG_DIRTY_PAGES : 0);
@@ -291,12 +298,20 @@ static void test_bitmap(void)
 	pr_info("Testing the dirty bitmap\n");
 	vm = create_vm(&vcpu, guest_code, 0);
 
-	/* Host-initiated writes are checked as the guest's are. */
+	/*
+	 * Host-initiated writes are checked as the guest's are, except
+	 * against the memslots: a VMM may restore MSRs before it creates them.
+	 */
 	TEST_ASSERT(!_vcpu_set_msr(vcpu, MSR_KVM_DMA_DIRTY, dd_gpa | BIT(1)),
 		    "KVM_SET_MSRS took a reserved bit");
 	TEST_ASSERT(!_vcpu_set_msr(vcpu, MSR_KVM_DMA_DIRTY,
-				   (HOLE_GFN << PAGE_SHIFT) | KVM_MSR_ENABLED),
-		    "KVM_SET_MSRS took a GPA outside the memslots");
+				   (max_gfn + 1) << PAGE_SHIFT),
+		    "KVM_SET_MSRS took a GPA beyond MAXPHYADDR");
+	vcpu_set_msr(vcpu, MSR_KVM_DMA_DIRTY,
+		     (HOLE_GFN << PAGE_SHIFT) | KVM_MSR_ENABLED);
+	TEST_ASSERT_EQ(vcpu_get_msr(vcpu, MSR_KVM_DMA_DIRTY),
+		       (HOLE_GFN << PAGE_SHIFT) | KVM_MSR_ENABLED);
+	vcpu_set_msr(vcpu, MSR_KVM_DMA_DIRTY, 0);
 
 	expect_stage(vcpu, STAGE_REGISTERED);
 	TEST_ASSERT_EQ(vcpu_get_msr(vcpu, MSR_KVM_DMA_DIRTY),
@@ -326,6 +341,12 @@ static void test_bitmap(void)
 	expect_stage(vcpu, STAGE_RESTORED);
 	TEST_ASSERT_EQ(host_flags(vm), 0);
 	set_logging(vm, true);
+	/*
+	 * A VMM restoring the registration over a stale copy of the area:
+	 * KVM writes the flag before the vCPU runs again (the guest checks).
+	 */
+	set_host_flags(vm, 0);
+	vcpu_set_msr(vcpu, MSR_KVM_DMA_DIRTY, dd_gpa | KVM_MSR_ENABLED);
 
 	expect_stage(vcpu, STAGE_LOGGING_OFF);
 	set_logging(vm, false);
@@ -421,14 +442,13 @@ static void *vcpu_thread(void *arg)
 }
 
 /*
- * The flag must be visible to a vCPU running in guest mode once the ioctl
- * that turned logging on returns: the vCPU was kicked out of the guest and
- * writes the flag before it enters again, so it can finish at most the loop
- * iteration it was in.  Without the kick it would spin on until its next
- * exit.  With KVM_DIRTY_LOG_INITIALLY_SET (as QEMU uses it), turning
- * logging on flushes no TLB, so nothing else kicks the vCPU.
+ * The flag is in memory, visible to a vCPU running in guest mode, once the
+ * ioctl that turned logging on returns: the vCPU, spinning on it, finishes
+ * at most the loop iteration it was in.  KVM_DIRTY_LOG_INITIALLY_SET, as
+ * QEMU uses it, so that turning logging on does not write-protect (and, on
+ * AMD, does not kick) the vCPU.
  */
-static void test_kick(void)
+static void test_running_vcpu(void)
 {
 	uint64_t *hva_spins;
 	struct kvm_vcpu *vcpu;
@@ -445,7 +465,8 @@ static void test_kick(void)
 			      KVM_DIRTY_LOG_INITIALLY_SET);
 	hva_spins = addr_gva2hva(vm, (vm_vaddr_t)&spins);
 
-	pthread_create(&thread, NULL, vcpu_thread, vcpu);
+	TEST_ASSERT(!pthread_create(&thread, NULL, vcpu_thread, vcpu),
+		    "pthread_create");
 	while (READ_ONCE(*hva_spins) < 1000)
 		sched_yield();
 
@@ -538,9 +559,9 @@ static int run_bitmap(void)
 	return KSFT_PASS;
 }
 
-static int run_kick(void)
+static int run_running_vcpu(void)
 {
-	test_kick();
+	test_running_vcpu();
 	return KSFT_PASS;
 }
 
@@ -557,7 +578,7 @@ static const struct {
 	int (*fn)(void);
 } tests[] = {
 	{ "bitmap", run_bitmap },
-	{ "kick", run_kick },
+	{ "running_vcpu", run_running_vcpu },
 	{ "ring", run_ring },
 	{ "migrate", run_migrate },
 };
