@@ -158,14 +158,13 @@ void dma_dirty_touch(struct device *dev, const struct dma_dirty_range *ranges,
 		}
 	}
 }
+EXPORT_SYMBOL_GPL(dma_dirty_touch);
 
 static void dma_dirty_none(struct device *dev,
 			   const struct dma_dirty_range *ranges,
 			   unsigned int nr)
 {
 }
-
-EXPORT_SYMBOL_GPL(dma_dirty_touch);
 
 static struct dma_dirty_backend dma_dirty_backend_off = {
 	.name = "off",
