@@ -4,6 +4,7 @@
 #
 #   make demo        live-migrate a guest while a simulated pass-through
 #                    device does DMA, with dma_mark_dirty=off and touch
+#   make bench       what the series costs the DMA API (docs/bench.md)
 #   make test        build what is missing, boot under QEMU, run every test
 #   make kernel      assemble the patched tree and build the test kernel
 #   make tree        assemble the patched tree only (build/linux, a git repo)
@@ -56,7 +57,7 @@ KMAKE := $(MAKE) -C $(TREE) O=$(KOBJ) CC="ccache gcc" HOSTCC="ccache gcc" \
 # Everything the test command needs to rebuild is decided by kbuild, git
 # and the scripts below, so these targets always run and stay incremental.
 .PHONY: all deps tree config kernel kselftests sim demo tooltest test series \
-	checkpatch check clean distclean
+	checkpatch check clean distclean bench
 
 all: kernel
 
@@ -121,6 +122,31 @@ tooltest:
 test: tooltest kselftests sim
 	@python3 $(TOOLS)/dma_dirty.py run --build $(BUILD) --accel $(ACCEL) \
 		--tests '$(TESTS)' --variant '$(VARIANT)'
+
+# make bench: the DMA API's cost with and without the series (dd_bench.py,
+# docs/bench.md).  The baseline kernel is the test kernel's configuration
+# without CONFIG_DMA_MARK_DIRTY (and what depends on it).
+BENCH      := $(BUILD)/bench
+BENCH_BASE := $(BUILD)/obj-bench-base
+
+bench: kselftests
+	@$(TOOLS)/deps.sh bench
+	@mkdir -p $(BENCH)/base $(BENCH)/series
+	@grep -v -e DMA_MARK_DIRTY -e TEST_DMA_DIRTY $(TOOLS)/configs/test.config \
+		> $(BENCH)/base.config
+	@echo "# CONFIG_DMA_MARK_DIRTY is not set" >> $(BENCH)/base.config
+	@$(TOOLS)/configure.sh $(TREE) $(BENCH_BASE) $(BENCH)/base.config
+	@echo "bench: building the baseline kernel in $(BENCH_BASE)"
+	@+$(MAKE) -C $(TREE) O=$(BENCH_BASE) CC="ccache gcc" HOSTCC="ccache gcc" \
+		KBUILD_BUILD_TIMESTAMP=2024-11-17 KBUILD_BUILD_USER=dma-dirty \
+		KBUILD_BUILD_HOST=build -j$(JOBS) -s bzImage modules
+	@for k in base series; do \
+		cp -u $(TOOLS)/bench/dd_bench.c $(TOOLS)/bench/Kbuild $(BENCH)/$$k/ && \
+		$(MAKE) -s -C $(TREE) \
+			O=$$([ $$k = base ] && echo $(BENCH_BASE) || echo $(KOBJ)) \
+			CC="ccache gcc" M=$(BENCH)/$$k modules || exit 1; \
+	done
+	@python3 $(TOOLS)/dd_bench.py run --build $(BUILD) --out $(TOP)/docs/bench
 
 SERIES_OUT := $(BUILD)/series
 

@@ -148,6 +148,13 @@ DIRTY_RING = 4096	# entries per vCPU in the -ring rows
 # awaited), device_add's a new one on the same pcie-root-port, the driver
 # binds it, adopts its kept buffers, verifies them and receives again.
 QUIESCE_MODES = ('stop', 'unplug')
+# make bench (dd_bench.py), hot-unplug quiesce: 'kept', the device runs
+# through pre-copy as in the tests; 'failover', it is unplugged as soon as
+# migration starts (the virtio-net failover practice); 'idle', it never
+# runs.  In all three the bandwidth is raised only once the first pass is
+# over, so their timelines compare.
+BENCH_MODES = ('kept', 'failover', 'idle')
+RATE_SECONDS = 5	# how long the rate before migration is measured
 # Native PCIe hotplug on the root port (QEMU defaults to ACPI hotplug on
 # q35, which the test kernel does not build), and the ports given to the
 # kernel (the firmware's _OSC would not hand them over).
@@ -234,6 +241,12 @@ class Leg:
 	host_pages_src: int = -1
 	host_pages_dst: int = -1
 	touched_instead: int = 0
+	# make bench (BENCH_MODES): buffers per second before migration, the
+	# migration's length, and how long the device ran during it
+	bench_mode: str = ''
+	rate_before: float = 0.0
+	migration_s: float = 0.0
+	dma_s: float = 0.0
 
 
 @dataclass
@@ -315,7 +328,9 @@ class Testbed(contextlib.AbstractContextManager):
 
 	def __init__(self, paths: dma_dirty_kernel.Paths, backend: str,
 		     log=print, iommu: bool = False, label: str = '',
-		     profile: Profile = Profile(), quiesce: str = 'stop'):
+		     profile: Profile = Profile(), quiesce: str = 'stop',
+		     bench_mode: str = ''):
+		self.bench_mode = bench_mode
 		self.backend = backend
 		self.profile = profile
 		self.quiesce = quiesce
@@ -532,6 +547,8 @@ class Testbed(contextlib.AbstractContextManager):
 		released = False
 		unplug = self.quiesce == 'unplug'
 		leg.quiesce = self.quiesce
+		leg.bench_mode = self.bench_mode
+		t_migrate = time.monotonic()
 		quiesce_bit = 'DD_CTRL_UNPLUG' if unplug else 'DD_CTRL_QUIESCE'
 		quiesced_state = ('DD_STATE_REMOVED' if unplug else
 				  'DD_STATE_QUIESCED')
@@ -550,6 +567,7 @@ class Testbed(contextlib.AbstractContextManager):
 				raise MigrationError('migration %s: %s' % (
 					status, info.get('error-desc', '')))
 			if status == 'completed':
+				leg.migration_s = time.monotonic() - t_migrate
 				leg.passes = passes
 				leg.mb_sent = ram.get('transferred', 0) / (1 << 20)
 				leg.downtime_ms = info.get('downtime', 0)
@@ -578,15 +596,27 @@ class Testbed(contextlib.AbstractContextManager):
 			half_sent = passes > 1 or (
 				ram.get('total', 0) and
 				ram.get('remaining', 0) <= ram['total'] // 2)
-			if not quiesce_asked and half_sent and \
-					src.regs.get('received') - received0 >= \
-					QUIESCE_AFTER_BUFFERS:
+			if self.bench_mode == 'idle' and not released and \
+					passes > 1:
+				src.qmp.cmd('migrate-set-parameters', **{
+					'downtime-limit': 20000,
+					'max-bandwidth': FINAL_BANDWIDTH})
+				released = True
+			if not quiesce_asked and self.bench_mode != 'idle' and \
+					(self.bench_mode == 'failover' or
+					 (half_sent and src.regs.get('received') -
+					  received0 >= QUIESCE_AFTER_BUFFERS)):
 				src.regs.set('ctrl', self.const('DD_CTRL_RUN') |
 					     self.const(quiesce_bit))
 				quiesce_asked = now
-			if quiesce_asked and not released and \
+			if quiesce_asked and not leg.dma_s and \
 					src.regs.get('state') == \
 					self.const(quiesced_state):
+				leg.dma_s = now - t_migrate
+			if quiesce_asked and not released and \
+					src.regs.get('state') == \
+					self.const(quiesced_state) and \
+					(not self.bench_mode or passes > 1):
 				leg.received_during = (src.regs.get('received') -
 						       received0)
 				self.log('#   %s %s after %d buffers during migration; letting it converge'
@@ -623,6 +653,10 @@ class Testbed(contextlib.AbstractContextManager):
 		self.wait(dst, 'the destination running',
 			  lambda: dst.qmp.cmd('query-status')['status'] == 'running',
 			  30)
+		if self.bench_mode == 'idle':
+			# No device ran: nothing to plug back or verify.
+			leg.seconds = time.monotonic() - t0
+			return dst, leg
 		if unplug:
 			self.replug(dst)
 		dst.regs.set('ctrl', self.const('DD_CTRL_QUIESCE') |
@@ -846,8 +880,10 @@ def leg_checks(leg: Leg, backend: str, iommu: bool = False) -> List[tuple]:
 
 def scenario(paths: dma_dirty_kernel.Paths, backend: str, legs: int = 1,
 	     log=print, iommu: bool = False, label: str = '',
-	     profile: Profile = Profile(), quiesce: str = 'stop') -> List[Leg]:
-	"""Boot, start traffic, migrate @legs times (ping-pong), verify each."""
+	     profile: Profile = Profile(), quiesce: str = 'stop',
+	     bench_mode: str = '') -> List[Leg]:
+	"""Boot, start traffic, migrate @legs times (ping-pong), verify each.
+	@bench_mode: one of BENCH_MODES, for make bench (one leg)."""
 	results = []
 	if quiesce == 'unplug' and legs != 1:
 		# the destination's device then sits on another backend
@@ -855,7 +891,7 @@ def scenario(paths: dma_dirty_kernel.Paths, backend: str, legs: int = 1,
 	if profile.accel == 'kvm' and not os.path.exists('/dev/kvm'):
 		raise MigrationError('no /dev/kvm: this machine cannot run the KVM guests (in a nested run: the L1 has no KVM, see its console)')
 	with Testbed(paths, backend, log, iommu, label, profile,
-		     quiesce) as tb:
+		     quiesce, bench_mode) as tb:
 		if tb.const('DD_POOL_TRACKED') + tb.const('DD_POOL_LONG') + \
 				tb.const('DD_POOL_CONTROL') > QUIESCE_AFTER_BUFFERS:
 			raise MigrationError('QUIESCE_AFTER_BUFFERS (%d) is below the pool: some buffers would not be rewritten during migration'
@@ -875,9 +911,17 @@ def scenario(paths: dma_dirty_kernel.Paths, backend: str, legs: int = 1,
 			# while booting.
 			raise EnvironmentFailure('guest crash or hang before the test started: %s'
 						 % e) from e
-		tb.start_traffic(src)
+		rate = 0.0
+		if bench_mode != 'idle':
+			tb.start_traffic(src)
+		if bench_mode and bench_mode != 'idle':
+			n0, t_0 = src.regs.get('received'), time.monotonic()
+			time.sleep(RATE_SECONDS)
+			rate = (src.regs.get('received') - n0) / \
+				(time.monotonic() - t_0)
 		for i in range(legs):
 			dst, leg = tb.migrate(src)
+			leg.rate_before = rate
 			results.append(leg)
 			src = dst
 			if i + 1 < legs:
@@ -899,7 +943,7 @@ def write_result(path: str, legs: Optional[List[Leg]] = None,
 
 def nested(paths: dma_dirty_kernel.Paths, backend: str, legs: int = 1,
 	   log=print, label: str = '', ring: int = 0,
-	   quiesce: str = 'stop') -> List[Leg]:
+	   quiesce: str = 'stop', bench_mode: str = '') -> List[Leg]:
 	"""The scenario on KVM: boot the test kernel under TCG as an L1 KVM
 	host, with the host's / over 9p, and run this same runner in it (the
 	host's python3, QEMU and dd_sim, chrooted) with L2 guests under
@@ -916,8 +960,9 @@ def nested(paths: dma_dirty_kernel.Paths, backend: str, legs: int = 1,
 			raise MigrationError('%s is missing (%s builds it)'
 					     % (p, what))
 	out = run_l1(paths, 'migrate-' + label,
-		     'run --backend %s --legs %d --accel kvm --ring %d --quiesce %s --label %s'
-		     % (backend, legs, ring, quiesce, label),
+		     'run --backend %s --legs %d --accel kvm --ring %d --quiesce %s --label %s%s'
+		     % (backend, legs, ring, quiesce, label,
+			' --bench-mode ' + bench_mode if bench_mode else ''),
 		     '%s: L1 (test kernel, TCG, 4 GiB, 2 vCPUs) runs the scenario with L2 guests under KVM (%s)'
 		     % (label, 'dirty ring %d' % ring if ring else 'dirty bitmap'),
 		     log)
@@ -1187,6 +1232,8 @@ def main(argv: List[str]) -> int:
 		       help='unplug: the guest removes the device during pre-copy, a new one is plugged on the destination')
 	r.add_argument('--result', default='',
 		       help='also write the legs, or the error, to this JSON file')
+	r.add_argument('--bench-mode', choices=BENCH_MODES, default='',
+		       help='make bench: kept, failover or idle (hot-unplug quiesce)')
 	k = sub.add_parser('l2-kselftest',
 			   help='in an L1: the kselftests in an L2 guest with the kvm backend')
 	k.add_argument('--build', default='build')
@@ -1194,8 +1241,16 @@ def main(argv: List[str]) -> int:
 	k.add_argument('--release', required=True,
 		       help='the kernel release the L2 must run')
 	k.add_argument('--result', required=True)
+	b = sub.add_parser('bench-l2',
+			   help='in an L1: the L2 guests of make bench (dd_bench.py)')
+	b.add_argument('--build', default='build')
+	b.add_argument('--variant', default='')
+	b.add_argument('--result', required=True)
 	args = ap.parse_args(argv)
 	paths = dma_dirty_kernel.Paths(os.path.abspath(args.build), args.variant)
+	if args.cmd == 'bench-l2':
+		import dd_bench
+		return dd_bench.cmd_l2(args)
 	if args.cmd == 'l2-kselftest':
 		try:
 			out = l2_kselftest(paths, args.release)
@@ -1234,7 +1289,8 @@ def main(argv: List[str]) -> int:
 		if args.nested:
 			legs = nested(paths, args.backend, args.legs,
 				      label=label, ring=args.ring,
-				      quiesce=args.quiesce)
+				      quiesce=args.quiesce,
+				      bench_mode=args.bench_mode)
 		else:
 			profile = Profile()
 			if args.accel == 'kvm':
@@ -1244,7 +1300,8 @@ def main(argv: List[str]) -> int:
 				legs = scenario(paths, args.backend, args.legs,
 						iommu=args.iommu, label=label,
 						profile=profile,
-						quiesce=args.quiesce)
+						quiesce=args.quiesce,
+						bench_mode=args.bench_mode)
 			except (MigrationError, dd_qmp.QMPError) as e:
 				if args.result:
 					write_result(args.result, error=e if

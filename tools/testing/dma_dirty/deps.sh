@@ -12,6 +12,8 @@ QEMU_MIN=9.0
 PKGS=(build-essential bc bison flex libelf-dev libssl-dev ccache sparse
       busybox-static cpio xz-utils rsync kmod python3 linux-source-6.12
       python3-sphinx python3-sphinx-rtd-theme python3-yaml file)
+# "deps.sh bench": also what make bench plots with
+[ "${1:-}" = bench ] && PKGS+=(gnuplot-nox)
 
 die() { echo "deps: error: $*" >&2; exit 1; }
 
