@@ -177,19 +177,10 @@ def boot_tcg(k: Kernels, kernel: str, backend: Optional[str], iommu: bool,
 	return out
 
 
-def kvm_stat(pid: int, name: str) -> int:
-	for d in os.listdir('/sys/kernel/debug/kvm'):
-		if d.startswith('%d-' % pid):
-			with open(os.path.join('/sys/kernel/debug/kvm', d, name)) as f:
-				return int(f.read())
-	raise BenchError('no KVM statistics for QEMU pid %d' % pid)
-
-
 def l2_runs(build: str, log=print) -> dict:
 	"""Inside the L1: every KVM_CONFIGS guest once, with KVM's exit and
 	hypercall counts of the VM while dd_bench ran."""
 	import dd_migrate
-	import dd_qmp
 
 	if not os.path.exists('/dev/kvm'):
 		raise BenchError('no /dev/kvm in the L1')
@@ -198,32 +189,14 @@ def l2_runs(build: str, log=print) -> dict:
 	logs = k.paths.logs
 	runs = {}
 	for name, kernel, backend, logging, _ in KVM_CONFIGS:
-		results = os.path.join(logs, 'bench-kvm-%s.results.log' % name)
-		console = os.path.join(logs, 'bench-kvm-%s.console.log' % name)
-		for f in (results, console):
-			with contextlib.suppress(FileNotFoundError):
-				os.unlink(f)
-		port = dd_migrate.free_port()
-		cmd = ['qemu-system-x86_64', '-M', 'q35', '-accel', 'kvm',
-		       '-cpu', 'host,migratable=off', '-m', '512M', '-smp', '1',
-		       '-vga', 'none', '-kernel', k.kernel[kernel],
-		       '-initrd', k.initrd[kernel],
-		       '-append', ' '.join(append_for(backend, L2_PAUSE, logging)),
-		       '-display', 'none', '-monitor', 'none', '-no-reboot',
-		       '-serial', 'file:' + console, '-serial', 'file:' + results,
-		       '-device', 'pci-testdev',
-		       '-qmp', 'tcp:127.0.0.1:%d,server=on,wait=off' % port]
-		proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
-					stdout=subprocess.DEVNULL,
-					stderr=subprocess.DEVNULL)
-		qmp = None
+		g = dd_migrate.start_l2(
+			os.path.join(logs, 'bench-kvm-' + name), k.kernel[kernel],
+			k.initrd[kernel], append_for(backend, L2_PAUSE, logging))
+		proc, results, console = g.proc, g.results, g.console
 		stats: Dict[str, int] = {}
 		try:
-			qmp = dd_qmp.QMP('tcp:127.0.0.1:%d' % port, timeout=30)
 			if logging:
-				qmp.cmd('migrate-set-parameters',
-					**{'max-bandwidth': 256 << 10})
-				qmp.cmd('migrate', uri='exec:cat > /dev/null')
+				dd_migrate.keep_logging(g)
 			deadline = time.monotonic() + 900
 			phase = 0
 			while phase < 2:
@@ -239,19 +212,19 @@ def l2_runs(build: str, log=print) -> dict:
 				if n > phase:
 					# The guest pauses L2_PAUSE s after each.
 					for s in ('exits', 'hypercalls', 'dma_dirty_pages'):
-						stats['%s_%d' % (s, phase)] = kvm_stat(proc.pid, s)
+						stats['%s_%d' % (s, phase)] = \
+							dd_migrate.kvm_stat(g, s)
 					phase += 1
 				time.sleep(0.2)
 			if logging:
-				status = qmp.cmd('query-migrate').get('status')
+				status = g.qmp.cmd('query-migrate').get('status')
 				if status != 'active':
 					raise BenchError('L2 %s: KVM stopped logging before the end (migration %s)'
 							 % (name, status))
-				qmp.cmd('migrate_cancel')
+				g.qmp.cmd('migrate_cancel')
 			proc.wait(120)
 		finally:
-			if qmp:
-				qmp.close()
+			g.qmp.close()
 			if proc.poll() is None:
 				proc.kill()
 				proc.wait()

@@ -341,28 +341,35 @@ def kvm_guest_checks(out: dict, counters: List[dict]) -> List[tuple]:
 	]
 
 
-def run_kvm_guest(paths, cfg, release: str, counts: parser.Counts,
-		  expect: kernel.Expect) -> None:
+def retried(name: str, run) -> Tuple[object, str]:
+	"""@run(), retried once after an environment failure (not a result),
+	saying so; never after a test failure.  Returns (result, '') or
+	(None, why it failed)."""
 	import dd_migrate
 	import dd_qmp
 
-	print('# %s: %s' % (cfg.name, cfg.description), flush=True)
+	why = ''
 	for attempt in (1, 2):
 		try:
-			out = dd_migrate.nested_kselftest(
-				paths, release, log=lambda m: print(m, flush=True))
-			break
+			return run(), ''
 		except dd_migrate.EnvironmentFailure as e:
-			out = None
 			why = 'environment failure, not a test result: %s' % e
 			if attempt == 1:
-				print('# %s: %s' % (cfg.name, why))
+				print('# %s: %s' % (name, why))
 				print('# %s: retrying once after an environment failure'
-				      % cfg.name, flush=True)
+				      % name, flush=True)
 		except (dd_migrate.MigrationError, dd_qmp.QMPError) as e:
-			out = None
-			why = 'test failure: %s' % e
-			break
+			return None, 'test failure: %s' % e
+	return None, why
+
+
+def run_kvm_guest(paths, cfg, release: str, counts: parser.Counts,
+		  expect: kernel.Expect) -> None:
+	import dd_migrate
+
+	print('# %s: %s' % (cfg.name, cfg.description), flush=True)
+	out, why = retried(cfg.name, lambda: dd_migrate.nested_kselftest(
+		paths, release, log=lambda m: print(m, flush=True)))
 	if out is None:
 		check(counts, cfg.name, False, why)
 		return
@@ -383,6 +390,8 @@ def run_kvm_guest(paths, cfg, release: str, counts: parser.Counts,
 			      res.reason or res.status.name.lower())
 	check(counts, pre + 'done', done,
 	      'the L2 reached the end of its runs (%s)' % out['console_log'])
+	check(counts, pre + 'powered_off', out.get('powered_off', False),
+	      'the L2 powered off within 120 s of KVM no longer logging (it waits for debugfs reporting to read 0)')
 	for name, ok, detail in kvm_guest_checks(
 			out, dd_migrate.read_counters(lines)):
 		check(counts, pre + name, ok, detail)
@@ -391,7 +400,6 @@ def run_kvm_guest(paths, cfg, release: str, counts: parser.Counts,
 def run_migrations(paths, names: List[str], counts: parser.Counts,
 		   version: tuple) -> None:
 	import dd_migrate
-	import dd_qmp
 
 	for name, desc, backend, nlegs, iommu, where, quiesce in MIGRATIONS:
 		if name not in names:
@@ -403,35 +411,20 @@ def run_migrations(paths, names: List[str], counts: parser.Counts,
 			      % version)
 			continue
 		label = name[len('migrate-'):]
-		for attempt in (1, 2):
-			try:
-				if where == 'tcg':
-					legs = dd_migrate.scenario(
-						paths, backend, nlegs,
-						log=lambda m: print(m, flush=True),
-						iommu=iommu, label=label,
-						quiesce=quiesce)
-				else:
-					legs = dd_migrate.nested(
-						paths, backend, nlegs,
-						log=lambda m: print(m, flush=True),
-						label=label,
-						ring=dd_migrate.DIRTY_RING
-						if where == 'kvm-ring' else 0,
-						quiesce=quiesce)
-				break
-			except dd_migrate.EnvironmentFailure as e:
-				# Not a result: retried once, and said so.
-				legs = None
-				why = 'environment failure, not a test result: %s' % e
-				if attempt == 1:
-					print('# %s: %s' % (name, why))
-					print('# %s: retrying once after an environment failure'
-					      % name, flush=True)
-			except (dd_migrate.MigrationError, dd_qmp.QMPError) as e:
-				legs = None
-				why = 'test failure: %s' % e
-				break
+
+		def run(backend=backend, nlegs=nlegs, iommu=iommu, where=where,
+			quiesce=quiesce, label=label):
+			log = lambda m: print(m, flush=True)  # noqa: E731
+			if where == 'tcg':
+				return dd_migrate.scenario(
+					paths, backend, nlegs, log=log, iommu=iommu,
+					label=label, quiesce=quiesce)
+			return dd_migrate.nested(
+				paths, backend, nlegs, log=log, label=label,
+				ring=dd_migrate.DIRTY_RING if where == 'kvm-ring' else 0,
+				quiesce=quiesce)
+
+		legs, why = retried(name, run)
 		if legs is None:
 			check(counts, name, False, why)
 			continue

@@ -330,7 +330,8 @@ def build_initramfs(paths: Paths, out: str, extra: List[str] = (),
 	os.symlink('busybox', os.path.join(root, 'bin', 'sh'))
 	os.makedirs(os.path.join(root, 'dma-dirty'))
 	shutil.copy(os.path.join(HERE, 'guest', 'init'), root)
-	for f in [os.path.join(HERE, 'guest', 'boot_test.sh'), *extra]:
+	for f in [os.path.join(HERE, 'guest', 'boot_test.sh'),
+		  os.path.join(HERE, 'guest', 'counters.sh'), *extra]:
 		if not os.path.exists(f):
 			raise SetupError('%s is missing' % f)
 		shutil.copy(f, os.path.join(root, 'dma-dirty'))

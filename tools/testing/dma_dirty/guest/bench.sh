@@ -13,13 +13,7 @@
 arg() { tr ' ' '\n' < /proc/cmdline | sed -n "s/^ddbench\.$1=//p"; }
 dbg=/sys/kernel/debug/dma_mark_dirty
 out=/dev/ttyS1
-counters() {
-	line="backend=$(cat $dbg/backend 2>/dev/null || echo none)"
-	for f in "$dbg"/calls_* "$dbg"/pages_*; do
-		[ -r "$f" ] && line="$line ${f##*/}=$(cat "$f")"
-	done
-	echo "$line"
-}
+counters() { /dma-dirty/counters.sh; }
 
 # A kernel without the series has no reporting file: nothing to wait for.
 if [ "$(arg logging)" = 1 ] && [ -r $dbg/reporting ]; then

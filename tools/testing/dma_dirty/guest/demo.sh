@@ -16,13 +16,7 @@
 say() { echo "demo: $*" > /dev/console; }
 dbg=/sys/kernel/debug/dma_mark_dirty
 
-counters() {
-	line="backend=$(cat $dbg/backend 2>/dev/null || echo none)"
-	for f in "$dbg"/calls_* "$dbg"/pages_*; do
-		[ -r "$f" ] && line="$line ${f##*/}=$(cat "$f")"
-	done
-	echo "$line"
-}
+counters() { /dma-dirty/counters.sh; }
 
 churn=$(tr ' ' '\n' < /proc/cmdline | sed -n 's/^dddemo\.churn_mb=//p')
 churn=${churn:-4}
