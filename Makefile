@@ -22,7 +22,7 @@
 #                    boots ordinary kernels)
 #   TESTS=GLOB       run only the boot configurations matching GLOB
 #   JOBS=N           parallel build jobs (default: number of CPUs)
-#   SERIES_VERSION=N version of the exported series (default 3)
+#   SERIES_VERSION=N version of the exported series (default 4)
 #   DEBUG=1          a kernel with KASAN, lockdep, DEBUG_ATOMIC_SLEEP and
 #                    DMA_API_DEBUG, built and logged in *-debug folders
 
@@ -150,7 +150,7 @@ bench: kselftests
 
 SERIES_OUT := $(BUILD)/series
 
-SERIES_VERSION ?= 3
+SERIES_VERSION ?= 4
 
 series: tree
 	@$(TOOLS)/series.sh $(TREE) $(SERIES_OUT) $(TOP)/patches/cover-letter.txt \

@@ -10,14 +10,22 @@
 #ifndef _LINUX_DMA_DIRTY_H
 #define _LINUX_DMA_DIRTY_H
 
+#include <linux/compiler.h>
 #include <linux/dma-direction.h>
 #include <linux/jump_label.h>
 #include <linux/types.h>
 
 struct device;
 
+/* Only a device write can make a page dirty: never for DMA_TO_DEVICE. */
+static inline bool dma_dirty_dir(enum dma_data_direction dir)
+{
+	return dir == DMA_FROM_DEVICE || dir == DMA_BIDIRECTIONAL;
+}
+
 #ifdef CONFIG_DMA_MARK_DIRTY
 DECLARE_STATIC_KEY_FALSE(dma_mark_dirty_key);
+extern const u32 *dma_dirty_gate;
 
 /*
  * True while a backend other than "off" is active.  While it is false, each
@@ -28,9 +36,27 @@ static inline bool dma_mark_dirty_enabled(void)
 	return static_branch_unlikely(&dma_mark_dirty_key);
 }
 
+/*
+ * Whether a buffer a device had mapped with @dir must be reported now: a
+ * patched-out branch while the backend is off, one load of the backend's
+ * gate otherwise (a paravirtual backend closes it while the host does not
+ * log dirty pages).  Checked before any other work, such as a page-table
+ * walk to find the buffer.
+ */
+static inline bool dma_dirty_needed(enum dma_data_direction dir)
+{
+	return dma_mark_dirty_enabled() && dma_dirty_dir(dir) &&
+	       READ_ONCE(*READ_ONCE(dma_dirty_gate));
+}
+
 void __dma_mark_dirty(struct device *dev, phys_addr_t phys, size_t size);
 #else
 static inline bool dma_mark_dirty_enabled(void)
+{
+	return false;
+}
+
+static inline bool dma_dirty_needed(enum dma_data_direction dir)
 {
 	return false;
 }
@@ -40,12 +66,6 @@ static inline void __dma_mark_dirty(struct device *dev, phys_addr_t phys,
 {
 }
 #endif /* CONFIG_DMA_MARK_DIRTY */
-
-/* Only a device write can make a page dirty: never for DMA_TO_DEVICE. */
-static inline bool dma_dirty_dir(enum dma_data_direction dir)
-{
-	return dir == DMA_FROM_DEVICE || dir == DMA_BIDIRECTIONAL;
-}
 
 /**
  * dma_mark_dirty - mark the pages of a DMA buffer dirty
@@ -69,7 +89,7 @@ static inline bool dma_dirty_dir(enum dma_data_direction dir)
 static inline void dma_mark_dirty(struct device *dev, phys_addr_t phys,
 				  size_t size, enum dma_data_direction dir)
 {
-	if (dma_mark_dirty_enabled() && dma_dirty_dir(dir))
+	if (dma_dirty_needed(dir))
 		__dma_mark_dirty(dev, phys, size);
 }
 

@@ -50,12 +50,18 @@
 
 EXPORT_TRACEPOINT_SYMBOL_GPL(dma_mark_dirty);
 
+/*
+ * Read by the inline DMA API wrappers (dma_sync_single_for_cpu() and
+ * others, through dma_dirty_needed()) that every module calls, whatever its
+ * licence: exported as the DMA API is.
+ */
 DEFINE_STATIC_KEY_FALSE(dma_mark_dirty_key);
-EXPORT_SYMBOL_GPL(dma_mark_dirty_key);
+EXPORT_SYMBOL(dma_mark_dirty_key);
 
 /* Gate of a backend that has none: reports are always needed. */
 static const u32 dma_dirty_always = 1;
 const u32 *dma_dirty_gate __read_mostly = &dma_dirty_always;
+EXPORT_SYMBOL(dma_dirty_gate);
 
 /* Ranges handed to the backend in one call. */
 #define DMA_DIRTY_BATCH		16
@@ -369,12 +375,11 @@ void __dma_dirty_mapped_sg(struct device *dev, struct scatterlist *sgl,
  * @phys: CPU physical address
  * @size: length in bytes
  *
- * Called by dma_mark_dirty() once the direction has been checked.
+ * Called by dma_mark_dirty() once dma_dirty_needed() said so.
  */
 void __dma_mark_dirty(struct device *dev, phys_addr_t phys, size_t size)
 {
-	if (READ_ONCE(*READ_ONCE(dma_dirty_gate)))
-		dma_dirty_report(dev, phys, size, DMA_DIRTY_CALLER);
+	dma_dirty_report(dev, phys, size, DMA_DIRTY_CALLER);
 }
 EXPORT_SYMBOL_GPL(__dma_mark_dirty);
 
