@@ -111,6 +111,8 @@ class Profile:
 	poll_us: int = 20	# dd_sim's sleep when its ring is empty
 	churn_mb: int = 4	# what demo.sh rewrites every 100 ms
 	tcp: bool = False	# QMP and migration over loopback TCP
+	buf_pages: int = 0	# every buffer this many pages (0: mixed shapes)
+	sim_rate: int = 0	# dd_sim --rate: pages/s the device writes (0: max)
 
 
 # L2 guests under KVM inside the nested L1 (DESIGN.md, "Verified"): these
@@ -152,9 +154,16 @@ QUIESCE_MODES = ('stop', 'unplug')
 # through pre-copy as in the tests; 'failover', it is unplugged as soon as
 # migration starts (the virtio-net failover practice); 'idle', it never
 # runs.  In all three the bandwidth is raised only once the first pass is
-# over, so their timelines compare.
-BENCH_MODES = ('kept', 'failover', 'idle')
+# over, so their timelines compare.  'scale', for the scaling runs: the
+# device runs all along, no quiesce and no lifted cap, the downtime limit
+# SCALE_DOWNTIME_MS; the migration converges by itself within
+# SCALE_LIMIT_S, or it is cancelled and counted as not converging.  Its
+# data are not verified: the device keeps writing through switchover.
+# 'scale-idle': the same with the device never started.
+BENCH_MODES = ('kept', 'failover', 'idle', 'scale', 'scale-idle')
 RATE_SECONDS = 5	# how long the rate before migration is measured
+SCALE_DOWNTIME_MS = 50
+SCALE_LIMIT_S = 30
 # Native PCIe hotplug on the root port (QEMU defaults to ACPI hotplug on
 # q35, which the test kernel does not build), and the ports given to the
 # kernel (the firmware's _OSC would not hand them over).
@@ -247,6 +256,17 @@ class Leg:
 	rate_before: float = 0.0
 	migration_s: float = 0.0
 	dma_s: float = 0.0
+	# 'scale': the device's pace and buffer size, whether the migration
+	# converged within SCALE_LIMIT_S (else the figures are at the cut),
+	# full pages QEMU sent (query-migrate ram.normal), pages the device
+	# wrote during the migration (bytes received / 4 KiB: rewrites count),
+	# and with KVM the source VM's hypercalls during it (-1: not read)
+	sim_rate: int = 0
+	buf_pages: int = 0
+	converged: bool = False
+	pages_sent: int = 0
+	device_pages: int = 0
+	hypercalls: int = -1
 
 
 @dataclass
@@ -413,6 +433,8 @@ class Testbed(contextlib.AbstractContextManager):
 			  'kunit.enable=0', 'ddtest.mode=demo',
 			  'dma_mark_dirty=' + self.backend,
 			  'dddemo.churn_mb=%d' % pf.churn_mb]
+		if pf.buf_pages:
+			append.append('dddemo.buf_pages=%d' % pf.buf_pages)
 		if self.iommu:
 			append += IOMMU_APPEND
 		if self.quiesce == 'unplug':
@@ -465,7 +487,8 @@ class Testbed(contextlib.AbstractContextManager):
 						 % self.label), 'a')
 		self.sim = subprocess.Popen([self.sim_bin, '--ram', g.ram,
 					     '--bar', g.bar, '--poll-us',
-					     str(self.profile.poll_us)],
+					     str(self.profile.poll_us),
+					     '--rate', str(self.profile.sim_rate)],
 					    stdin=subprocess.DEVNULL,
 					    stdout=self.sim_log,
 					    stderr=self.sim_log)
@@ -536,13 +559,17 @@ class Testbed(contextlib.AbstractContextManager):
 		uri = ('tcp:127.0.0.1:%d' % free_port() if self.profile.tcp else
 		       'unix:' + os.path.join(self.tmp, 'mig%d.sock' % self.count))
 		dst.qmp.cmd('migrate-incoming', uri=uri)
+		scale = self.bench_mode.startswith('scale')
 		src.qmp.cmd('migrate-set-parameters', **{
-			'downtime-limit': 1,
+			'downtime-limit': SCALE_DOWNTIME_MS if scale else 1,
 			'max-bandwidth': self.profile.max_bandwidth})
 		received0 = src.regs.get('received')
+		bytes0 = src.regs.get('bytes')
 		kvm_pv = self.backend == 'kvm'
 		if kvm_pv:
 			leg.host_pages_start = kvm_stat(src, 'dma_dirty_pages')
+		hypercalls0 = (kvm_stat(src, 'hypercalls')
+			       if scale and self.profile.accel == 'kvm' else 0)
 		src.qmp.cmd('migrate', uri=uri)
 		quiesce_asked = 0.0
 		released = False
@@ -567,13 +594,16 @@ class Testbed(contextlib.AbstractContextManager):
 			if status in ('failed', 'cancelled'):
 				raise MigrationError('migration %s: %s' % (
 					status, info.get('error-desc', '')))
-			if status == 'completed':
-				leg.migration_s = time.monotonic() - t_migrate
+			now = time.monotonic()
+			cut = scale and now - t_migrate > SCALE_LIMIT_S
+			if status == 'completed' or cut:
+				leg.migration_s = now - t_migrate
 				leg.passes = passes
 				leg.mb_sent = ram.get('transferred', 0) / (1 << 20)
 				leg.downtime_ms = info.get('downtime', 0)
+				leg.pages_sent = ram.get('normal', 0)
+				leg.converged = status == 'completed'
 				break
-			now = time.monotonic()
 			seen = (ram.get('transferred', 0), passes,
 				src.regs.get('received'))
 			if seen != progress:
@@ -603,7 +633,8 @@ class Testbed(contextlib.AbstractContextManager):
 					'downtime-limit': 20000,
 					'max-bandwidth': FINAL_BANDWIDTH})
 				released = True
-			if not quiesce_asked and self.bench_mode != 'idle' and \
+			if not quiesce_asked and not scale and \
+					self.bench_mode != 'idle' and \
 					(self.bench_mode == 'failover' or
 					 (half_sent and src.regs.get('received') -
 					  received0 >= QUIESCE_AFTER_BUFFERS)):
@@ -639,6 +670,9 @@ class Testbed(contextlib.AbstractContextManager):
 				raise MigrationError('migration did not complete within 900 s (status %s, pass %d)'
 						     % (status, passes))
 			time.sleep(0.25)
+		if scale:
+			return self.scale_end(src, dst, leg, t0, received0,
+					      bytes0, hypercalls0)
 		if not released:
 			raise MigrationError('migration completed before the device quiesced')
 		leg.ring_asked = leg.ring_used = self.profile.ring
@@ -715,6 +749,30 @@ class Testbed(contextlib.AbstractContextManager):
 				      for c, what in CLASSES),
 			    leg.passes, leg.mb_sent, leg.downtime_ms,
 			    leg.seconds))
+		return dst, leg
+
+	def scale_end(self, src: Guest, dst: Guest, leg: Leg, t0: float,
+		      received0: int, bytes0: int, hypercalls0: int) -> (Guest, Leg):
+		"""The end of a 'scale' migration: what the device did during
+		it; cancel it if it did not converge.  Nothing is verified."""
+		leg.received_during = src.regs.get('received') - received0
+		leg.device_pages = (src.regs.get('bytes') - bytes0) // 4096
+		leg.sim_rate = self.profile.sim_rate
+		leg.buf_pages = self.profile.buf_pages
+		if self.profile.accel == 'kvm':
+			leg.hypercalls = kvm_stat(src, 'hypercalls') - hypercalls0
+		if not leg.converged:
+			src.qmp.cmd('migrate_cancel')
+			self.wait(src, 'the migration cancelled',
+				  lambda: src.qmp.cmd('query-migrate').get(
+					  'status') == 'cancelled', 60)
+		self.log('#   %s: %s after %.0f s, %d passes, %d pages sent, the device wrote %d pages'
+			 % (src.name, 'converged' if leg.converged else
+			    'not converged, cancelled', leg.migration_s,
+			    leg.passes, leg.pages_sent, leg.device_pages))
+		self.stop_sim()
+		self.kill(src)
+		leg.seconds = time.monotonic() - t0
 		return dst, leg
 
 	def replug(self, g: Guest) -> None:
@@ -913,9 +971,10 @@ def scenario(paths: dma_dirty_kernel.Paths, backend: str, legs: int = 1,
 			raise EnvironmentFailure('guest crash or hang before the test started: %s'
 						 % e) from e
 		rate = 0.0
-		if bench_mode != 'idle':
+		traffic = bench_mode not in ('idle', 'scale-idle')
+		if traffic:
 			tb.start_traffic(src)
-		if bench_mode and bench_mode != 'idle':
+		if bench_mode and traffic:
 			n0, t_0 = src.regs.get('received'), time.monotonic()
 			time.sleep(RATE_SECONDS)
 			rate = (src.regs.get('received') - n0) / \
@@ -1268,11 +1327,19 @@ def main(argv: List[str]) -> int:
 	b.add_argument('--build', default='build')
 	b.add_argument('--variant', default='')
 	b.add_argument('--result', required=True)
+	c = sub.add_parser('bench-scale',
+			   help='in an L1: the scaling migrations of make bench (dd_bench.py)')
+	c.add_argument('--build', default='build')
+	c.add_argument('--variant', default='')
+	c.add_argument('--result', required=True)
 	args = ap.parse_args(argv)
 	paths = dma_dirty_kernel.Paths(os.path.abspath(args.build), args.variant)
 	if args.cmd == 'bench-l2':
 		import dd_bench
 		return dd_bench.cmd_l2(args)
+	if args.cmd == 'bench-scale':
+		import dd_bench
+		return dd_bench.cmd_scale_l2(args)
 	if args.cmd == 'l2-kselftest':
 		try:
 			out = l2_kselftest(paths, args.release)

@@ -20,7 +20,10 @@ counters() { /dma-dirty/counters.sh; }
 
 churn=$(tr ' ' '\n' < /proc/cmdline | sed -n 's/^dddemo\.churn_mb=//p')
 churn=${churn:-4}
-insmod /dma-dirty/dd_sim_drv.ko || say "error: cannot load dd_sim_drv.ko"
+# make bench's scaling runs: every buffer dddemo.buf_pages pages
+pages=$(tr ' ' '\n' < /proc/cmdline | sed -n 's/^dddemo\.buf_pages=//p')
+insmod /dma-dirty/dd_sim_drv.ko ${pages:+buf_pages=$pages} ||
+	say "error: cannot load dd_sim_drv.ko"
 # Bind dd_sim to the ivshmem device no driver has; sets $dev and $state.
 bind() {
 	dev=

@@ -12,10 +12,13 @@
  * must not cross a page boundary, since pages contiguous in IOVA space are
  * not contiguous in physical memory.  Layout: dd_sim.h.
  *
- * usage: dd_sim --ram FILE --bar FILE [--poll-us N]
+ * usage: dd_sim --ram FILE --bar FILE [--poll-us N] [--rate PAGES]
  *        dd_sim --layout
  * --poll-us: how long to sleep when the ring is empty (default 20 µs; a
  * nested KVM guest needs 200, or the polling starves its vCPU).
+ * --rate: write at most PAGES pages (4 KiB) per second, as a slower device
+ * or a link shared with other traffic would (default 0: as fast as the
+ * guest posts); make bench's scaling runs set it.
  * Runs until SIGTERM or SIGINT; prints what it did on exit.  --layout
  * prints the register offsets, so the runner takes them from dd_sim.h too.
  */
@@ -69,6 +72,34 @@ static void *map_file(const char *path, size_t *size)
 	}
 	*size = st.st_size;
 	return p;
+}
+
+static double now(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec + t.tv_nsec / 1e9;
+}
+
+/*
+ * --rate: hold a write of @len bytes back until the budget allows it.
+ * @next is when the next write may start; a device idle for a while gets
+ * no credit beyond 10 ms for it, so it never bursts.
+ */
+static void pace(double *next, __u32 len, unsigned long rate)
+{
+	double t = now();
+
+	if (*next < t - 0.01)
+		*next = t - 0.01;
+	if (*next > t) {
+		double d = *next - t;
+		struct timespec ts = { (time_t)d, (long)((d - (time_t)d) * 1e9) };
+
+		nanosleep(&ts, NULL);
+	}
+	*next += (double)len / 4096 / rate;
 }
 
 static __u32 load(__u32 *p)
@@ -154,11 +185,15 @@ int main(int argc, char **argv)
 		{ "bar", required_argument, NULL, 'b' },
 		{ "layout", no_argument, NULL, 'l' },
 		{ "poll-us", required_argument, NULL, 'p' },
+		{ "rate", required_argument, NULL, 'R' },
 		{ }
 	};
 	const char *ram_path = NULL, *bar_path = NULL;
 	unsigned long long done = 0, bytes = 0, bad = 0;
 	struct timespec nap = { 0, 20000 };
+	unsigned long rate = 0;
+	double next = 0;
+	char *end;
 	size_t ram_size, bar_size;
 	struct dd_regs *regs;
 	unsigned char *ram;
@@ -183,12 +218,20 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			break;
+		case 'R':
+			rate = strtoul(optarg, &end, 0);
+			if (*end || end == optarg || rate > 1000000) {
+				fprintf(stderr, "dd_sim: bad --rate %s (pages per second, 0 to 1000000)\n",
+					optarg);
+				return 2;
+			}
+			break;
 		default:
 			return 2;
 		}
 	}
 	if (!ram_path || !bar_path) {
-		fprintf(stderr, "usage: dd_sim --ram FILE --bar FILE [--poll-us N]\n");
+		fprintf(stderr, "usage: dd_sim --ram FILE --bar FILE [--poll-us N] [--rate PAGES]\n");
 		return 2;
 	}
 	ram = map_file(ram_path, &ram_size);
@@ -203,8 +246,9 @@ int main(int argc, char **argv)
 	signal(SIGINT, on_signal);
 	regs->version = DD_SIM_VERSION;
 	store(&regs->magic, DD_SIM_MAGIC);
-	fprintf(stderr, "dd_sim: attached to %s (%zu MiB) and %s\n",
-		ram_path, ram_size >> 20, bar_path);
+	fprintf(stderr, "dd_sim: attached to %s (%zu MiB) and %s%s\n",
+		ram_path, ram_size >> 20, bar_path,
+		rate ? ", rate-limited" : "");
 
 	while (!stop) {
 		__u32 cons = load(&regs->cons);
@@ -229,6 +273,8 @@ int main(int argc, char **argv)
 				bad++;
 				continue;
 			}
+			if (rate)
+				pace(&next, len, rate);
 			dst = (__u32 *)(ram + phys);
 			for (i = 0; i < len / 4; i++)
 				dst[i] = dd_payload(d->seq, d->buf_off / 4 + i);

@@ -95,6 +95,12 @@ static const struct {
 	{ 16, false }, { 16, true }, { 8, true }, { 1, false },
 };
 
+/* make bench's scaling runs: every buffer this size (still single or sg). */
+static unsigned int buf_pages;
+module_param(buf_pages, uint, 0444);
+MODULE_PARM_DESC(buf_pages,
+		 "pages in every buffer, 1 to 16 (default 0: mixed shapes of 1 to 16)");
+
 /*
  * Classes, interleaved through the pool so that each receives all along
  * the migration and gets every shape: 3 tracked, 1 long, 1 control in 5.
@@ -525,7 +531,8 @@ static int dd_alloc_pool(struct dd_dev *dd)
 		struct dd_buf *b = &dd->pool[i];
 
 		dd_setup_buf(b, i);
-		b->nr_pages = dd_shapes[i % ARRAY_SIZE(dd_shapes)].pages;
+		b->nr_pages = buf_pages ?:
+			      dd_shapes[i % ARRAY_SIZE(dd_shapes)].pages;
 		b->sg = dd_shapes[i % ARRAY_SIZE(dd_shapes)].sg;
 		b->len = b->nr_pages * PAGE_SIZE;
 		if (b->sg) {
@@ -666,6 +673,11 @@ static struct pci_driver dd_driver = {
 
 static int __init dd_init(void)
 {
+	if (buf_pages > DD_MAX_PAGES) {
+		pr_err("dd_sim: buf_pages=%u: at most %u\n", buf_pages,
+		       DD_MAX_PAGES);
+		return -EINVAL;
+	}
 	return pci_register_driver(&dd_driver);
 }
 module_init(dd_init);
