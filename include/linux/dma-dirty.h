@@ -24,6 +24,7 @@ static inline bool dma_dirty_dir(enum dma_data_direction dir)
 }
 
 #ifdef CONFIG_DMA_MARK_DIRTY
+/* The DMA API's own: not for drivers, which call dma_mark_dirty(). */
 DECLARE_STATIC_KEY_FALSE(dma_mark_dirty_key);
 extern const u32 *dma_dirty_gate;
 
@@ -38,10 +39,11 @@ static inline bool dma_mark_dirty_enabled(void)
 
 /*
  * Whether a buffer a device had mapped with @dir must be reported now: a
- * patched-out branch while the backend is off, one load of the backend's
- * gate otherwise (a paravirtual backend closes it while the host does not
- * log dirty pages).  Checked before any other work, such as a page-table
- * walk to find the buffer.
+ * patched-out branch while the backend is off; otherwise the backend's gate,
+ * two dependent loads (the pointer, then the word it points to), which a
+ * paravirtual backend keeps at 0 while the host does not log dirty pages.
+ * Checked before any other work, such as a page-table walk to find the
+ * buffer.
  */
 static inline bool dma_dirty_needed(enum dma_data_direction dir)
 {

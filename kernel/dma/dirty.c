@@ -392,6 +392,8 @@ static void __dma_dirty_switch(struct dma_dirty_backend *backend)
 		return;
 	if (backend == &dma_dirty_backend_off) {
 		static_branch_disable(&dma_mark_dirty_key);
+		/* for callers that passed the key and have not reported yet */
+		static_call_update(dma_dirty_mark, dma_dirty_none);
 	} else {
 		static_call_update(dma_dirty_mark, backend->mark);
 		WRITE_ONCE(dma_dirty_gate, backend->gate ?: &dma_dirty_always);
