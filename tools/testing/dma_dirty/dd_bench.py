@@ -742,8 +742,9 @@ def mem_available() -> str:
 def scale_points(paths: dma_dirty_kernel.Paths, accel: str,
 		 log=print) -> List[dict]:
 	"""In this process (inside the L1 for 'kvm'): a migration with the
-	device idle, then one for each backend and SCALE_GRID point, in
-	dd_migrate's 'scale' mode."""
+	device idle for each buffer size (the pool the CPU filled is part of
+	what the first pass sends), then one for each backend and SCALE_GRID
+	point, in dd_migrate's 'scale' mode."""
 	import dataclasses
 	import dd_migrate
 
@@ -751,7 +752,8 @@ def scale_points(paths: dma_dirty_kernel.Paths, accel: str,
 		dd_migrate.KVM_PROFILE)
 	# No CPU churn: the pages re-sent are the device's.
 	base = dataclasses.replace(base, churn_mb=0)
-	points = [('idle', 'off', 0, 0)] + [
+	points = [('idle', 'off', pages, 0) for pages in
+		  sorted({pages for pages, _ in SCALE_GRID})] + [
 		(b, b, pages, rate) for b in SCALE_BACKENDS[accel]
 		for pages, rate in SCALE_GRID]
 	out = []
@@ -806,12 +808,17 @@ def scale_runs(k: Kernels, tcg_only: bool) -> dict:
 
 
 def scale_rows(points: List[dict]) -> List[dict]:
-	"""Per point, what the page shows, against the idle migration."""
-	idle = next(p for p in points if p['name'] == 'idle')
+	"""Per point, what the page shows, against the idle migration with
+	the same buffer size."""
+	idles = {p['buf_pages']: p for p in points if p['name'] == 'idle'}
 	rows = []
 	for p in points:
 		if p['name'] == 'idle':
 			continue
+		idle = idles.get(p['buf_pages'])
+		if idle is None or not idle['converged']:
+			raise BenchError('the scaling runs have no converged migration with the device idle and %d-page buffers to compare with'
+					 % p['buf_pages'])
 		extra = p['pages_sent'] - idle['pages_sent']
 		rows.append({
 			'backend': p['name'], 'pages': p['buf_pages'],
@@ -898,17 +905,18 @@ def scale_page(scale: dict, rel: str, out_dir: str) -> List[str]:
 		points = scale.get(accel)
 		if not points:
 			continue
-		idle = next(p for p in points if p['name'] == 'idle')
 		rows = scale_rows(points)
+		idles = [p for p in points if p['name'] == 'idle']
 		scale_plot(rows, 'Scaling, %s' % title,
 			   os.path.join(out_dir, 'scale-%s.png' % accel))
 		lines += ['### %s' % title, '',
 			  '![scaling, %s](%s/scale-%s.png)' % (title, rel, accel), '',
-			  'Device idle: converged in %.1f s, %d passes, %d pages '
-			  'sent, downtime %d ms.' % (idle['migration_s'],
-						  idle['passes'],
-						  idle['pages_sent'],
-						  idle['downtime_ms']), '',
+			  'Device idle: ' + '; '.join(
+				  '%d-page buffers, converged in %.1f s, %d passes, '
+				  '%d pages sent, downtime %d ms' % (
+					  p['buf_pages'], p['migration_s'],
+					  p['passes'], p['pages_sent'],
+					  p['downtime_ms']) for p in idles) + '.', '',
 			  '| backend | pages/buffer | pace, pages/s | device '
 			  'pages/s during | converged | migration s (/ idle) | '
 			  'passes | downtime ms | device pages written | extra pages '

@@ -582,5 +582,117 @@ class GateTest(unittest.TestCase):
 		self.assertIn('user.name and user.email must be set', r.stderr)
 
 
+class ScaleTest(unittest.TestCase):
+	"""make bench's scaling runs: what the page computes, and dd_sim's
+	pace, on a register file and a RAM file with no guest."""
+
+	@staticmethod
+	def point(name, sent, written=0, seconds=5.0, converged=True,
+		  pages=16):
+		return {'name': name, 'buf_pages': pages, 'sim_rate': 512,
+			'converged': converged, 'pages_sent': sent,
+			'device_pages': written, 'migration_s': seconds,
+			'passes': 3, 'downtime_ms': 10, 'hypercalls': -1}
+
+	def test_extra_pages_against_the_idle_migration(self):
+		import dd_bench
+		rows = dd_bench.scale_rows([
+			self.point('idle', 1000, seconds=5.0),
+			self.point('idle', 500, seconds=4.0, pages=1),
+			self.point('touch', 3000, 4000, seconds=10.0),
+			self.point('kvm', 9000, 6000, seconds=30.0,
+				   converged=False),
+			self.point('touch', 800, 100, pages=1)])
+		# against the idle migration with the same buffer size
+		self.assertEqual([r['extra'] for r in rows], [2000, 8000, 300])
+		self.assertEqual(rows[0]['extra_per_written'], 0.5)
+		self.assertEqual(rows[0]['time_ratio'], 2.0)
+		self.assertEqual(rows[0]['rate'], 400.0)
+		self.assertEqual([r['converged'] for r in rows],
+				 [True, False, True])
+
+	def test_no_idle_migration_is_an_error(self):
+		import dd_bench
+		with self.assertRaisesRegex(dd_bench.BenchError, 'device idle'):
+			dd_bench.scale_rows([self.point('touch', 3000, 4000)])
+		with self.assertRaisesRegex(dd_bench.BenchError, '1-page'):
+			dd_bench.scale_rows([self.point('idle', 1000),
+					     self.point('touch', 800, 100,
+							pages=1)])
+		with self.assertRaisesRegex(dd_bench.BenchError, 'device idle'):
+			dd_bench.scale_rows([self.point('idle', 1000,
+							converged=False),
+					     self.point('touch', 3000, 4000)])
+
+	def setUp(self):
+		self.tmp = tempfile.mkdtemp()
+		self.sim = os.path.join(self.tmp, 'dd_sim')
+		src = os.path.join(HERE, 'sim', 'dd_sim.c')
+		r = subprocess.run(['gcc', '-O2', '-o', self.sim, src],
+				   capture_output=True, text=True)
+		if r.returncode:
+			self.fail('dd_sim does not build: %s' % r.stderr)
+
+	def tearDown(self):
+		shutil.rmtree(self.tmp)
+
+	def test_bad_rate_is_refused(self):
+		for bad in ('x', '-1', '12pages', '2000000'):
+			r = subprocess.run([self.sim, '--rate', bad, '--ram', '/x',
+					    '--bar', '/y'], capture_output=True,
+					   text=True)
+			self.assertEqual(r.returncode, 2, bad)
+			self.assertIn('bad --rate %s' % bad, r.stderr)
+
+	def posted(self, rate, pages):
+		"""@pages descriptors of one page each through dd_sim --rate
+		@rate; returns the seconds until all were done."""
+		import dd_migrate
+		import struct
+		import time
+		layout = dd_migrate.read_layout(self.sim)
+		ram = os.path.join(self.tmp, 'ram')
+		bar = os.path.join(self.tmp, 'bar')
+		for f, size in ((ram, pages * 4096), (bar, 1 << 20)):
+			with open(f, 'wb') as fh:
+				fh.truncate(size)
+		regs = dd_migrate.Regs(bar, layout)
+		ring = layout['size'][0] - 64 * 32	# DD_SIM_RING dd_desc
+		proc = subprocess.Popen([self.sim, '--ram', ram, '--bar', bar,
+					 '--poll-us', '100', '--rate', str(rate)],
+					stderr=subprocess.DEVNULL)
+		try:
+			deadline = time.monotonic() + 10
+			while regs.get('magic') != layout['DD_SIM_MAGIC'][0]:
+				self.assertLess(time.monotonic(), deadline)
+				time.sleep(0.01)
+			with open(bar, 'r+b') as fh:
+				for i in range(pages):
+					fh.seek(ring + 32 * i)
+					fh.write(struct.pack('<QQIIII', i * 4096,
+							     i * 4096, 4096, i + 1,
+							     0, 1))
+			t0 = time.monotonic()
+			regs.set('prod', pages)
+			while regs.get('cons') != pages:
+				self.assertLess(time.monotonic(), t0 + 10)
+				time.sleep(0.001)
+			seconds = time.monotonic() - t0
+		finally:
+			proc.terminate()
+			proc.wait()
+			regs.close()
+		with open(ram, 'rb') as fh:
+			first = struct.unpack('<I', fh.read(4))[0]
+		self.assertNotEqual(first, 0, 'dd_sim wrote nothing')
+		return seconds
+
+	def test_rate_paces_the_device(self):
+		# 48 pages at 256 pages/s: 0.19 s, of which 10 ms may be
+		# credit; unpaced, the same in a few milliseconds.
+		self.assertGreater(self.posted(256, 48), 0.15)
+		self.assertLess(self.posted(0, 48), 0.15)
+
+
 if __name__ == '__main__':
 	unittest.main()
