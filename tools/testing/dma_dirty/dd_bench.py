@@ -533,7 +533,7 @@ def page(k: Kernels, out_dir: str, summary: dict, tcg_names: List[str],
 		  'while KVM logs): then it is a call into dma-direct and the '
 		  'report. While the gate is closed (`kvm-idle`) the sync is '
 		  'still skipped, after the static key, the direction and the '
-		  'gate\'s load; with `off`, after the static key alone. (In v3 '
+		  'gate\'s two loads; with `off`, after the static key alone. (In v3 '
 		  'of the series any active backend made the call: 3.8 times the '
 		  'baseline for `kvm-idle`.)', '']
 	for key, title in (('direct', 'TCG, dma-direct'),
@@ -863,8 +863,9 @@ def scale_plot(rows: List[dict], title: str, png: str) -> None:
 		'set terminal pngcairo size 1400,560 font ",10"',
 		'set output "%s"' % os.path.basename(png),
 		'set multiplot layout 1,2 title "%s"' % title,
-		'set xlabel "pages/s the device wrote during migration"',
-		'set grid', 'set key top left',
+		'set xlabel "pages/s the device wrote during migration (log scale)"',
+		'set logscale x',
+		'set grid', 'set key bottom right',
 		'set ylabel "pages sent beyond the idle migration"',
 		'plot %s' % plots['extra'],
 		'set ylabel "migration time, s (circled: cut, not converged)"',
@@ -894,7 +895,14 @@ def scale_page(scale: dict, rel: str, out_dir: str) -> List[str]:
 		 'sent are QEMU\'s full pages (`ram.normal`); the pages the device '
 		 'wrote are its bytes received during the migration / 4 KiB, '
 		 'rewrites of a page counted each time; "extra" is pages sent '
-		 'beyond the same guest\'s migration with the device idle. Data '
+		 'beyond the same guest\'s migration with the device idle and '
+		 'the same buffers, which also counts the guest\'s own pages '
+		 'sent again because the migration ran longer, so it can exceed '
+		 'the pages the device wrote. The kvm backend makes one '
+		 'hypercall per range of contiguous frames: one per single '
+		 'buffer, one per page of a scatterlist (3 shapes in 8 are sg, '
+		 'their pages not contiguous), none for the control buffers (1 '
+		 'in 5), which nothing reports. Data '
 		 'are not verified in this mode (the device writes through '
 		 'switchover).' % (dd_migrate.MAX_BANDWIDTH >> 20,
 				     dd_migrate.MAX_BANDWIDTH >> 12,
@@ -935,8 +943,25 @@ def scale_page(scale: dict, rel: str, out_dir: str) -> List[str]:
 				(' %.3f |' % (r['hypercalls'] / r['written'])
 				 if r['written'] else ' - |')
 				if accel == 'kvm' else ''))
-		lines.append('')
+		lines += [''] + convergence_lines(rows) + ['']
 	return lines
+
+
+def convergence_lines(rows: List[dict]) -> List[str]:
+	"""Per backend and buffer size: the fastest device that still let
+	the migration converge, and the slowest that did not."""
+	out = []
+	for b, pages in sorted({(r['backend'], r['pages']) for r in rows}):
+		rs = [r for r in rows if (r['backend'], r['pages']) == (b, pages)]
+		ok = [r['rate'] for r in rs if r['converged']]
+		cut = [r['rate'] for r in rs if not r['converged']]
+		out.append('- %s, %d-page buffers: %s; %s.' % (
+			b, pages,
+			'converged with the device writing up to %.0f pages/s' %
+			max(ok) if ok else 'never converged',
+			'did not converge from %.0f pages/s' % min(cut) if cut
+			else 'converged at every pace tried'))
+	return out
 
 
 def cmd_page(args) -> int:

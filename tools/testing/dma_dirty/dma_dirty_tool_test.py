@@ -611,6 +611,20 @@ class ScaleTest(unittest.TestCase):
 		self.assertEqual([r['converged'] for r in rows],
 				 [True, False, True])
 
+	def test_where_convergence_stops(self):
+		import dd_bench
+		rows = [{'backend': 'touch', 'pages': 16, 'converged': c,
+			 'rate': r} for c, r in ((True, 120.0), (True, 500.0),
+						 (False, 1000.0), (False, 4000.0))]
+		rows.append({'backend': 'kvm', 'pages': 1, 'converged': False,
+			     'rate': 60.0})
+		self.assertEqual(dd_bench.convergence_lines(rows), [
+			'- kvm, 1-page buffers: never converged; did not '
+			'converge from 60 pages/s.',
+			'- touch, 16-page buffers: converged with the device '
+			'writing up to 500 pages/s; did not converge from 1000 '
+			'pages/s.'])
+
 	def test_no_idle_migration_is_an_error(self):
 		import dd_bench
 		with self.assertRaisesRegex(dd_bench.BenchError, 'device idle'):
