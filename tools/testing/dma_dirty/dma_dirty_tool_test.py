@@ -583,8 +583,7 @@ class GateTest(unittest.TestCase):
 
 
 class ScaleTest(unittest.TestCase):
-	"""make bench's scaling runs: what the page computes, and dd_sim's
-	pace, on a register file and a RAM file with no guest."""
+	"""make bench's scaling runs: what the page computes."""
 
 	@staticmethod
 	def point(name, sent, written=0, seconds=5.0, converged=True,
@@ -638,14 +637,27 @@ class ScaleTest(unittest.TestCase):
 							converged=False),
 					     self.point('touch', 3000, 4000)])
 
-	def setUp(self):
-		self.tmp = tempfile.mkdtemp()
-		self.sim = os.path.join(self.tmp, 'dd_sim')
+
+
+class SimRateTest(unittest.TestCase):
+	"""dd_sim --rate, on a register file and a RAM file with no guest."""
+
+	@classmethod
+	def setUpClass(cls):
+		cls.build = tempfile.mkdtemp()
+		cls.sim = os.path.join(cls.build, 'dd_sim')
 		src = os.path.join(HERE, 'sim', 'dd_sim.c')
-		r = subprocess.run(['gcc', '-O2', '-o', self.sim, src],
+		r = subprocess.run(['gcc', '-O2', '-o', cls.sim, src],
 				   capture_output=True, text=True)
 		if r.returncode:
-			self.fail('dd_sim does not build: %s' % r.stderr)
+			raise AssertionError('dd_sim does not build: %s' % r.stderr)
+
+	@classmethod
+	def tearDownClass(cls):
+		shutil.rmtree(cls.build)
+
+	def setUp(self):
+		self.tmp = tempfile.mkdtemp()
 
 	def tearDown(self):
 		shutil.rmtree(self.tmp)

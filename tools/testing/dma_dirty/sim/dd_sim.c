@@ -259,7 +259,7 @@ int main(int argc, char **argv)
 			nanosleep(&nap, NULL);
 			continue;
 		}
-		for (; cons != prod; cons++) {
+		for (; cons != prod && !stop; cons++) {
 			struct dd_desc *d = &regs->ring[cons % DD_SIM_RING];
 			__u64 phys = d->phys;
 			__u32 len = d->len, i;
