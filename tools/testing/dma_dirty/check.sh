@@ -13,9 +13,11 @@
 #      and debugfs, DMA_MARK_DIRTY=n, and i386 (configs/*.config)
 #   5. the touched documentation and the admin-guide (kernel-parameters)
 #      build with Sphinx with no warning that names the series
-#   6. get_maintainer.pl names the DMA-mapping and IOMMU maintainers and lists
+#   6. get_maintainer.pl names the DMA-mapping and IOMMU maintainers and
+#      their list
+#   7. mypy (mypy.ini) reports nothing in the test bed's Python
 #
-# CHECKS="kdoc steps warnings options sphinx maintainers" (the default)
+# CHECKS="kdoc steps warnings options sphinx maintainers types" (the default)
 # runs only the gates named.
 #
 # usage: check.sh TOP BUILD
@@ -31,7 +33,7 @@ KMAKE=(make -C "$TREE" CC="ccache gcc" HOSTCC="ccache gcc"
        KBUILD_BUILD_HOST=build -j"$(nproc)")
 export CCACHE_BASEDIR=$BUILD
 
-CHECKS=${CHECKS:-kdoc steps warnings options sphinx maintainers}
+CHECKS=${CHECKS:-kdoc steps warnings options sphinx maintainers types}
 TOOLS=$TOP/tools/testing/dma_dirty
 
 mkdir -p "$LOG"
@@ -249,6 +251,18 @@ if want maintainers; then
 	else
 		echo "$gm"
 		fail "get_maintainer.pl lacks:$missing"
+	fi
+fi
+
+# 7. mypy over the test bed, as kunit.py's run_checks.py does over kunit.py
+if want types; then
+	if ! command -v mypy > /dev/null; then
+		fail "mypy: not installed (make deps installs Debian's mypy)"
+	elif out=$(cd "$TOOLS" && mypy --config-file mypy.ini ./*.py 2>&1); then
+		pass "mypy: $(echo "$out" | tail -1)"
+	else
+		echo "$out"
+		fail "mypy: reports (above)"
 	fi
 fi
 

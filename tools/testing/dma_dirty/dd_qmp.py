@@ -63,10 +63,11 @@ class QMP:
 				raise QMPError('QEMU closed the QMP connection')
 			self.buf += data
 		line, self.buf = self.buf.split(b'\n', 1)
-		return json.loads(line)
+		msg: Dict[str, Any] = json.loads(line)
+		return msg
 
-	def cmd(self, name: str, **args) -> Any:
-		msg = {'execute': name}
+	def cmd(self, name: str, **args: Any) -> Any:
+		msg: Dict[str, Any] = {'execute': name}
 		if args:
 			msg['arguments'] = args
 		try:
@@ -83,7 +84,8 @@ class QMP:
 							   reply['error'].get('desc')))
 			return reply.get('return')
 
-	def event(self, name: str, timeout: float, **match) -> Dict[str, Any]:
+	def event(self, name: str, timeout: float,
+		  **match: Any) -> Dict[str, Any]:
 		"""Wait for event @name whose data has @match; it is consumed."""
 		deadline = time.monotonic() + timeout
 		while True:

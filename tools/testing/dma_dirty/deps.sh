@@ -11,7 +11,7 @@ set -euo pipefail
 QEMU_MIN=9.0
 PKGS=(build-essential bc bison flex libelf-dev libssl-dev ccache sparse
       busybox-static cpio xz-utils rsync kmod python3 linux-source-6.12
-      python3-sphinx python3-sphinx-rtd-theme python3-yaml file)
+      python3-sphinx python3-sphinx-rtd-theme python3-yaml file mypy)
 # "deps.sh bench": also what make bench plots with
 [ "${1:-}" = bench ] && PKGS+=(gnuplot-nox)
 

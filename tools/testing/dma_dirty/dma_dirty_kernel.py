@@ -10,7 +10,7 @@ import shutil
 import subprocess
 import time
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -279,10 +279,6 @@ def console_splat(lines: List[str]) -> str:
 	return ''
 
 
-def _run(cmd: List[str], **kw) -> subprocess.CompletedProcess:
-	return subprocess.run(cmd, check=True, **kw)
-
-
 def missing_test_pieces(paths: Paths) -> List[str]:
 	"""What the test boots need in the initramfs and the build lacks."""
 	missing = []
@@ -302,7 +298,7 @@ def missing_test_pieces(paths: Paths) -> List[str]:
 	return missing
 
 
-def build_initramfs(paths: Paths, out: str, extra: List[str] = (),
+def build_initramfs(paths: Paths, out: str, extra: Sequence[str] = (),
 		    tests: bool = False) -> None:
 	"""Busybox, the guest scripts, the modules and the kselftests.
 
@@ -342,13 +338,16 @@ def build_initramfs(paths: Paths, out: str, extra: List[str] = (),
 	if os.path.isdir(ksft):
 		shutil.copytree(ksft, os.path.join(root, 'kselftest'),
 				symlinks=True)
-	with open(out, 'wb') as f:
+	with open(out, 'wb') as gz_out:
 		find = subprocess.Popen(['find', '.'], cwd=root,
 					stdout=subprocess.PIPE)
+		assert find.stdout is not None
 		cpio = subprocess.Popen(['cpio', '--quiet', '-o', '-H', 'newc',
 					 '-R', '0:0'], cwd=root,
 					stdin=find.stdout, stdout=subprocess.PIPE)
-		gz = subprocess.Popen(['gzip', '-1'], stdin=cpio.stdout, stdout=f)
+		assert cpio.stdout is not None
+		gz = subprocess.Popen(['gzip', '-1'], stdin=cpio.stdout,
+				      stdout=gz_out)
 		find.stdout.close()
 		cpio.stdout.close()
 		if gz.wait() or cpio.wait() or find.wait():

@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass, field
-from typing import Iterable, List, Optional
+from typing import Iterable, List, Optional, Tuple
 
 
 class Status(enum.Enum):
@@ -29,7 +29,8 @@ class TestResult:
 	planned: Optional[int] = None
 	log: List[str] = field(default_factory=list)
 
-	def leaves(self, prefix: str = '') -> Iterable['TestResult']:
+	def leaves(self, prefix: str = ''
+		   ) -> Iterable[Tuple[str, 'TestResult']]:
 		"""Yields (full name, result) for every test without subtests.
 
 		The root (no name) yields only its subtests: an empty document
@@ -51,7 +52,7 @@ class TestResult:
 			yield full + '.<plan>', TestResult(
 				full, Status.FAIL,
 				'%d of %d planned subtests did not report' %
-				(missing, self.planned))
+				(missing, self.planned or 0))
 		elif self.status == Status.FAIL and \
 				not any(r.status == Status.FAIL for _, r in below):
 			yield full + '.<exit>', TestResult(
@@ -95,10 +96,10 @@ def _result(line: str) -> Optional[TestResult]:
 
 def _unprefix(lines: List[str]) -> Optional[List[str]]:
 	"""The TAP a kselftest program printed, if these "# " lines hold one."""
-	body = [l[2:] if l.startswith('# ') else
-		(l[1:] if l.startswith('#') else None) for l in lines]
-	if any(b is None for b in body):
+	if not all(line.startswith('#') for line in lines):
 		return None
+	body = [line[2:] if line.startswith('# ') else line[1:]
+		for line in lines]
 	if not any(_VERSION.match(b) for b in body):
 		return None
 	return body

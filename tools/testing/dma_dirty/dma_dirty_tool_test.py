@@ -2,6 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0
 """Unit tests for the dma-dirty harness's own parsing."""
 
+import ast
 import contextlib
 import io
 import os
@@ -13,7 +14,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import dma_dirty  # noqa: E402
+import dd_judge  # noqa: E402
 import dma_dirty_kernel as kernel  # noqa: E402
 import dma_dirty_parser as parser  # noqa: E402
 from dma_dirty_parser import Status  # noqa: E402
@@ -136,13 +137,13 @@ class SectionsTest(unittest.TestCase):
 		lines = ['junk', '# dma-dirty: section boot', 'ok 1 a',
 			 '# dma-dirty: section kunit', 'KTAP version 1',
 			 '# dma-dirty: done']
-		sections, done = dma_dirty.split_sections(lines)
+		sections, done = dd_judge.split_sections(lines)
 		self.assertTrue(done)
 		self.assertEqual(sections['boot'], ['ok 1 a'])
 		self.assertEqual(sections['kunit'], ['KTAP version 1'])
 
 	def test_guest_that_died_is_not_done(self):
-		_, done = dma_dirty.split_sections(
+		_, done = dd_judge.split_sections(
 			['# dma-dirty: section boot', 'ok 1 a'])
 		self.assertFalse(done)
 
@@ -305,22 +306,22 @@ class JudgeTest(unittest.TestCase):
 
 	def setUp(self):
 		# One allowed skip, as an entry of ALLOWED_SKIPS would be.
-		self.saved = dma_dirty.ALLOWED_SKIPS[:]
-		dma_dirty.ALLOWED_SKIPS[:] = [(
+		self.saved = dd_judge.ALLOWED_SKIPS[:]
+		dd_judge.ALLOWED_SKIPS[:] = [(
 			'kselftest.dma_dirty:test_dma_dirty.sh.tdd.to_device.path_matches_boot',
 			'nothing is marked for DMA_TO_DEVICE',
 			'a reason why this skip leaves no hole in the run')]
 
 	def tearDown(self):
-		dma_dirty.ALLOWED_SKIPS[:] = self.saved
+		dd_judge.ALLOWED_SKIPS[:] = self.saved
 
 	def expect(self, ksft=3, kunit=2):
 		return kernel.expectations(self.cfg, {KSFT_PROG: ksft},
 					   {'dma_mark_dirty': kunit})
 
 	def judge(self, lines, expect):
-		sections, _ = dma_dirty.split_sections(lines)
-		return {n: r for n, r in dma_dirty.judge(sections, expect)}
+		sections, _ = dd_judge.split_sections(lines)
+		return {n: r for n, r in dd_judge.judge(sections, expect)}
 
 	def failures(self, lines, expect=None):
 		expect = self.expect() if expect is None else expect
@@ -359,8 +360,8 @@ class JudgeTest(unittest.TestCase):
 		self.assertEqual(self.failures(self.good(boot=None)), ['boot'])
 		self.assertEqual(self.failures(self.good(kunit=None)), ['kunit'])
 		# Without expectations (parse), boot and kselftest still must be.
-		sections, _ = dma_dirty.split_sections(boot_log())
-		self.assertEqual(sorted(n for n, _ in dma_dirty.judge(sections)),
+		sections, _ = dd_judge.split_sections(boot_log())
+		self.assertEqual(sorted(n for n, _ in dd_judge.judge(sections)),
 				 ['boot', 'kselftest'])
 
 	def test_kunit_not_required_where_it_does_not_run(self):
@@ -421,7 +422,7 @@ class JudgeTest(unittest.TestCase):
 		self.assertLessEqual(len(self.saved), 5)
 
 	def test_no_skip_allowed_today(self):
-		dma_dirty.ALLOWED_SKIPS[:] = self.saved
+		dd_judge.ALLOWED_SKIPS[:] = self.saved
 		self.assertIn('kselftest.%s.tdd.to_device.path_matches_boot'
 			      % KSFT_PROG, self.failures(self.good()))
 
@@ -433,7 +434,7 @@ class JudgeTest(unittest.TestCase):
 					kselftest=SKIPPED_SCRIPT)) + '\n')
 			counts = parser.Counts()
 			with contextlib.redirect_stdout(io.StringIO()) as out:
-				done, _ = dma_dirty.results_of('plain: ', path,
+				done, _ = dd_judge.results_of('plain: ', path,
 							       counts,
 							       self.expect())
 			self.assertTrue(done)
@@ -594,8 +595,8 @@ class ScaleTest(unittest.TestCase):
 			'passes': 3, 'downtime_ms': 10, 'hypercalls': -1}
 
 	def test_extra_pages_against_the_idle_migration(self):
-		import dd_bench
-		rows = dd_bench.scale_rows([
+		import dd_bench_migration
+		rows = dd_bench_migration.scale_rows([
 			self.point('idle', 1000, seconds=5.0),
 			self.point('idle', 500, seconds=4.0, pages=1),
 			self.point('touch', 3000, 4000, seconds=10.0),
@@ -611,13 +612,13 @@ class ScaleTest(unittest.TestCase):
 				 [True, False, True])
 
 	def test_where_convergence_stops(self):
-		import dd_bench
+		import dd_bench_migration
 		rows = [{'backend': 'touch', 'pages': 16, 'converged': c,
 			 'rate': r} for c, r in ((True, 120.0), (True, 500.0),
 						 (False, 1000.0), (False, 4000.0))]
 		rows.append({'backend': 'kvm', 'pages': 1, 'converged': False,
 			     'rate': 60.0})
-		self.assertEqual(dd_bench.convergence_lines(rows), [
+		self.assertEqual(dd_bench_migration.convergence_lines(rows), [
 			'- kvm, 1-page buffers: never converged; did not '
 			'converge from 60 pages/s.',
 			'- touch, 16-page buffers: converged with the device '
@@ -625,15 +626,15 @@ class ScaleTest(unittest.TestCase):
 			'pages/s.'])
 
 	def test_no_idle_migration_is_an_error(self):
-		import dd_bench
-		with self.assertRaisesRegex(dd_bench.BenchError, 'device idle'):
-			dd_bench.scale_rows([self.point('touch', 3000, 4000)])
-		with self.assertRaisesRegex(dd_bench.BenchError, '1-page'):
-			dd_bench.scale_rows([self.point('idle', 1000),
+		import dd_bench_migration
+		with self.assertRaisesRegex(dd_bench_migration.BenchError, 'device idle'):
+			dd_bench_migration.scale_rows([self.point('touch', 3000, 4000)])
+		with self.assertRaisesRegex(dd_bench_migration.BenchError, '1-page'):
+			dd_bench_migration.scale_rows([self.point('idle', 1000),
 					     self.point('touch', 800, 100,
 							pages=1)])
-		with self.assertRaisesRegex(dd_bench.BenchError, 'device idle'):
-			dd_bench.scale_rows([self.point('idle', 1000,
+		with self.assertRaisesRegex(dd_bench_migration.BenchError, 'device idle'):
+			dd_bench_migration.scale_rows([self.point('idle', 1000,
 							converged=False),
 					     self.point('touch', 3000, 4000)])
 
@@ -641,6 +642,9 @@ class ScaleTest(unittest.TestCase):
 
 class SimRateTest(unittest.TestCase):
 	"""dd_sim --rate, on a register file and a RAM file with no guest."""
+
+	build: str
+	sim: str
 
 	@classmethod
 	def setUpClass(cls):
@@ -673,16 +677,16 @@ class SimRateTest(unittest.TestCase):
 	def posted(self, rate, pages):
 		"""@pages descriptors of one page each through dd_sim --rate
 		@rate; returns the seconds until all were done."""
-		import dd_migrate
+		import dd_device
 		import struct
 		import time
-		layout = dd_migrate.read_layout(self.sim)
+		layout = dd_device.read_layout(self.sim)
 		ram = os.path.join(self.tmp, 'ram')
 		bar = os.path.join(self.tmp, 'bar')
 		for f, size in ((ram, pages * 4096), (bar, 1 << 20)):
 			with open(f, 'wb') as fh:
 				fh.truncate(size)
-		regs = dd_migrate.Regs(bar, layout)
+		regs = dd_device.Regs(bar, layout)
 		ring = layout['size'][0] - 64 * 32	# DD_SIM_RING dd_desc
 		proc = subprocess.Popen([self.sim, '--ram', ram, '--bar', bar,
 					 '--poll-us', '100', '--rate', str(rate)],
@@ -718,6 +722,89 @@ class SimRateTest(unittest.TestCase):
 		# credit; unpaced, the same in a few milliseconds.
 		self.assertGreater(self.posted(256, 48), 0.15)
 		self.assertLess(self.posted(0, 48), 0.15)
+
+
+class LayoutTest(unittest.TestCase):
+	"""The test bed's Python stays navigable: no import cycle among its
+	modules, no class over 250 lines, no function over 80 lines unless
+	LONG_FUNCTIONS says why."""
+
+	MAX_CLASS = 250
+	MAX_FUNCTION = 80
+	# (module, function): why it may be longer than MAX_FUNCTION.
+	LONG_FUNCTIONS: dict = {}
+
+	@staticmethod
+	def modules():
+		out = {}
+		for name in sorted(os.listdir(HERE)):
+			if name.endswith('.py'):
+				with open(os.path.join(HERE, name)) as f:
+					out[name[:-3]] = ast.parse(f.read(), name)
+		return out
+
+	@staticmethod
+	def imports(tree, local):
+		deps = set()
+		for node in ast.walk(tree):
+			if isinstance(node, ast.Import):
+				deps |= {a.name for a in node.names
+					 if a.name in local}
+			elif isinstance(node, ast.ImportFrom) and \
+					node.module and node.module in local:
+				deps.add(node.module)
+		return deps
+
+	@staticmethod
+	def cycle(graph):
+		"""A list of modules that import each other in a ring, or []."""
+		state = {}
+
+		def visit(m, path):
+			state[m] = 'open'
+			for d in sorted(graph[m]):
+				if state.get(d) == 'open':
+					return path[path.index(d):] + [d]
+				if d not in state:
+					found = visit(d, path + [d])
+					if found:
+						return found
+			state[m] = 'done'
+			return []
+
+		for m in sorted(graph):
+			if m not in state:
+				found = visit(m, [m])
+				if found:
+					return found
+		return []
+
+	def test_cycle_finder_finds_a_ring(self):
+		self.assertEqual(self.cycle({'a': {'b'}, 'b': {'c'}, 'c': {'a'}}),
+				 ['a', 'b', 'c', 'a'])
+		self.assertEqual(self.cycle({'a': {'b'}, 'b': set()}), [])
+
+	def test_no_import_cycle(self):
+		mods = self.modules()
+		graph = {m: self.imports(t, mods) for m, t in mods.items()}
+		self.assertEqual(self.cycle(graph), [])
+
+	def test_sizes(self):
+		long = []
+		for m, tree in self.modules().items():
+			for node in ast.walk(tree):
+				end = getattr(node, 'end_lineno', None)
+				n = end - node.lineno + 1 if end else 0
+				if isinstance(node, ast.ClassDef) and \
+						n > self.MAX_CLASS:
+					long.append('class %s.%s: %d lines'
+						    % (m, node.name, n))
+				elif isinstance(node, ast.FunctionDef) and \
+						n > self.MAX_FUNCTION and \
+						(m, node.name) not in self.LONG_FUNCTIONS:
+					long.append('%s.%s(): %d lines'
+						    % (m, node.name, n))
+		self.assertEqual(long, [])
 
 
 if __name__ == '__main__':
