@@ -113,11 +113,16 @@ sim: kernel
 demo: sim
 	@python3 $(TOOLS)/dd_migrate.py demo --build $(BUILD) --variant '$(VARIANT)'
 
-# The harness's own unit tests (host side, not counted in the kernel's).
+# The harness's own unit tests (host side, not counted in the kernel's):
+# every test the module has must run and pass, none skipped.
 tooltest:
 	@out=$$(python3 $(TOOLS)/dma_dirty_tool_test.py 2>&1) || \
 		{ echo "$$out"; echo "error: harness unit tests failed"; exit 1; }; \
-	echo "harness: unit tests $$(echo "$$out" | sed -n 's/^Ran \([0-9]*\) tests.*/\1/p') ok"
+	ran=$$(echo "$$out" | sed -n 's/^Ran \([0-9]*\) tests.*/\1/p'); \
+	have=$$(cd $(TOOLS) && python3 -c 'import unittest; print(unittest.defaultTestLoader.loadTestsFromName("dma_dirty_tool_test").countTestCases())'); \
+	if [ "$$ran" != "$$have" ] || echo "$$out" | grep -q '^OK (.*skipped'; then \
+		echo "$$out"; echo "error: harness unit tests: $$ran of $$have ran, or some were skipped"; exit 1; fi; \
+	echo "harness: unit tests $$ran of $$have ok"
 
 test: tooltest kselftests sim
 	@python3 $(TOOLS)/dma_dirty.py run --build $(BUILD) --accel $(ACCEL) \

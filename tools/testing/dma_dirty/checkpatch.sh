@@ -10,6 +10,13 @@
 # an empty list of patches.  A patch with a known report is checked first,
 # so a checkpatch.pl that reports nothing at all fails too.
 #
+# An exception excuses a report only when all of it matches: the type, the
+# file (or, for a report about a whole patch, the patch's name), the
+# message, and the first line of code the report quotes ("-" when it
+# quotes none).  A new report of the same type in the same file is not
+# excused, and an exception that excused nothing fails, so none outlives
+# the code it was written for.
+#
 # usage: checkpatch.sh TREE EXCEPTIONS PATCH...
 
 set -uo pipefail
@@ -61,6 +68,8 @@ if ! checkpatch "$tmp/canary.patch" ||
 	exit 1
 fi
 
+# The exceptions that excused a report, one line number per report
+: > "$tmp/used"
 bad=0
 for p in "$@"; do
 	name=$(basename "$p")
@@ -82,14 +91,25 @@ for p in "$@"; do
 		head=$(printf '%s\n' "$block" | grep -m1 -E '^(ERROR|WARNING|CHECK):')
 		[ -n "$head" ] || continue
 		type=$(echo "$head" | cut -d: -f2)
+		msg=$(echo "$head" | cut -d: -f3- | sed 's/^ //')
 		file=$(printf '%s\n' "$block" | sed -n 's/^#[0-9]*: FILE: \([^:]*\):.*/\1/p' | head -1)
+		# runs of blanks as one space: the file is tab-separated
+		code=$(printf '%s\n' "$block" | grep -m1 '^+' | tr -s ' \t' '  ' || true)
+		code=${code:--}
 		ok=0
-		while IFS=$'\t' read -r etype ewhere _; do
+		n=0
+		while IFS=$'\t' read -r etype ewhere emsg ecode _; do
+			n=$((n + 1))
 			case "$etype" in ''|'#'*) continue ;; esac
-			[ "$etype" = "$type" ] || continue
+			[ "$etype" = "$type" ] && [ "$emsg" = "$msg" ] &&
+				[ "$ecode" = "$code" ] || continue
 			# shellcheck disable=SC2053
-			if [ -n "$file" ] && [ "$ewhere" = "$file" ]; then ok=1; fi
-			if [ -z "$file" ] && [[ $name == $ewhere ]]; then ok=1; fi
+			if { [ -n "$file" ] && [ "$ewhere" = "$file" ]; } ||
+			   { [ -z "$file" ] && [[ $name == $ewhere ]]; }; then
+				ok=1
+				echo "$n" >> "$tmp/used"
+				break
+			fi
 		done < "$EXC"
 		if [ $ok -eq 0 ]; then
 			[ $left -eq 0 ] && echo "checkpatch: $name:"
@@ -104,4 +124,14 @@ for p in "$@"; do
 		bad=1
 	fi
 done
+# Exceptions that excused nothing: stale, or mistyped
+n=0
+while IFS=$'\t' read -r etype ewhere emsg _; do
+	n=$((n + 1))
+	case "$etype" in ''|'#'*) continue ;; esac
+	if ! grep -qx "$n" "$tmp/used"; then
+		echo "checkpatch: FAIL $(basename "$EXC"):$n ($etype in $ewhere: $emsg) excused no report"
+		bad=1
+	fi
+done < "$EXC"
 exit $bad

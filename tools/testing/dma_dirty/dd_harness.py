@@ -23,7 +23,7 @@ import dma_dirty_kernel as kernel
 import dma_dirty_parser as parser
 from dd_checks import leg_checks
 from dd_errors import EnvironmentFailure, TestFailure, retried_once
-from dd_judge import judge, results_of, split_sections
+from dd_judge import expected_results, judge, results_of, split_sections
 from dd_scenario import DIRTY_RING, Leg, Setup, nested, scenario
 
 T = TypeVar('T')
@@ -92,32 +92,86 @@ def log(line: str) -> None:
 	print(line, flush=True)
 
 
-def check(counts: parser.Counts, name: str, ok: bool, detail: str) -> None:
-	counts.add(parser.Status.PASS if ok else parser.Status.FAIL)
-	print('%s%s # %s' % ('ok      ' if ok else 'not ok  ', name, detail))
+class Report:
+	"""Every result of make test: one line and one count each; the
+	environment retries; the number of results the runs must give."""
+
+	def __init__(self) -> None:
+		self.counts = parser.Counts()
+		self.expected = 0	# results the selected runs must give
+		self.retries: List[str] = []
+		self.note = ''		# the run being counted passed on a retry
+
+	def check(self, name: str, ok: bool, detail: str) -> None:
+		self.counts.add(parser.Status.PASS if ok else parser.Status.FAIL)
+		print('%s%s # %s%s' % ('ok      ' if ok else 'not ok  ', name,
+				       detail, self.note))
+
+	def retried(self, name: str,
+		    run: Callable[[], T]) -> Tuple[Optional[T], str]:
+		"""@run(), retried once after an environment failure (not a
+		result), saying so; never after a test failure.  Returns
+		(result, '') or (None, why it failed); the checks of a result
+		that came on the retry say so (self.note)."""
+		attempts = []
+
+		def counted() -> T:
+			attempts.append(1)
+			return run()
+
+		self.note = ''
+		try:
+			result = retried_once(name, counted, log)
+		except TestFailure as e:
+			result, why = None, ('environment failure, not a test result: %s'
+					     if isinstance(e, EnvironmentFailure)
+					     else 'test failure: %s') % e
+		except dd_qmp.QMPError as e:
+			result, why = None, 'test failure: %s' % e
+		else:
+			why = ''
+		if len(attempts) > 1:
+			self.retries.append(name + (' (passed on the retry)'
+						    if result is not None else
+						    ' (failed on the retry too)'))
+			if result is not None:
+				self.note = ' (on the retry after an environment failure)'
+		return result, why
+
+	def finish(self) -> int:
+		"""The last lines: the retries, the total if it is not what
+		the runs must give, the counts; the exit status."""
+		c = self.counts
+		got = c.passed + c.failed + c.skipped
+		if got != self.expected:
+			self.note = ''
+			self.check('results', False,
+				   '%d results, the runs selected must give %d'
+				   % (got, self.expected))
+		else:
+			print('# %d results, as many as the runs selected must give'
+			      % got)
+		print('# environment retries: %d%s' % (
+			len(self.retries), ''.join(
+				'\n#   ' + r for r in self.retries)))
+		print(c.line())
+		return 1 if c.failed or not c.passed else 0
 
 
-def retried(name: str, run: Callable[[], T]) -> Tuple[Optional[T], str]:
-	"""@run(), retried once after an environment failure (not a result),
-	saying so; never after a test failure.  Returns (result, '') or
-	(None, why it failed)."""
-	try:
-		return retried_once(name, run, log), ''
-	except TestFailure as e:
-		return None, ('environment failure, not a test result: %s'
-			      if isinstance(e, EnvironmentFailure)
-			      else 'test failure: %s') % e
-	except dd_qmp.QMPError as e:
-		return None, 'test failure: %s' % e
+def kvm_guest_results(expect: kernel.Expect) -> int:
+	"""The results a complete kvm-guest run gives: its boot checks, its
+	kselftests twice, done, powered_off and kvm_guest_checks()."""
+	return len(expect.boot) + 2 * expected_results(
+		kernel.Expect([], expect.kselftest)) + 2 + 2
 
 
 def run_kvm_guest(paths: kernel.Paths, cfg: kernel.BootConfig, release: str,
-		  counts: parser.Counts, expect: kernel.Expect) -> None:
+		  report: Report, expect: kernel.Expect) -> None:
 	print('# %s: %s' % (cfg.name, cfg.description), flush=True)
-	out, why = retried(cfg.name, lambda: dd_kvm_guest.nested_kselftest(
+	out, why = report.retried(cfg.name, lambda: dd_kvm_guest.nested_kselftest(
 		paths, release, log=log))
 	if out is None:
-		check(counts, cfg.name, False, why)
+		report.check(cfg.name, False, why)
 		return
 	with open(out['results_log'], errors='replace') as f:
 		lines = f.read().splitlines()
@@ -131,16 +185,23 @@ def run_kvm_guest(paths: kernel.Paths, cfg: kernel.BootConfig, release: str,
 		for full, res in judge(one, expect):
 			if part and not full.startswith('kselftest'):
 				continue	# the boot checks, once
-			check(counts, pre + part + full,
-			      res.status == parser.Status.PASS,
-			      res.reason or res.status.name.lower())
-	check(counts, pre + 'done', done,
-	      'the L2 reached the end of its runs (%s)' % out['console_log'])
-	check(counts, pre + 'powered_off', out.get('powered_off', False),
-	      'the L2 powered off within 120 s of KVM no longer logging (it waits for debugfs reporting to read 0)')
+			report.check(pre + part + full,
+				     res.status == parser.Status.PASS,
+				     res.reason or res.status.name.lower())
+	report.check(pre + 'done', done,
+		     'the L2 reached the end of its runs (%s)' % out['console_log'])
+	report.check(pre + 'powered_off', out.get('powered_off', False),
+		     'the L2 powered off within 120 s of KVM no longer logging (it waits for debugfs reporting to read 0)')
 	for name, ok, detail in dd_kvm_guest.kvm_guest_checks(
 			out, dd_kvm_guest.read_counters(lines)):
-		check(counts, pre + name, ok, detail)
+		report.check(pre + name, ok, detail)
+
+
+def migration_results(m: MigrationRun) -> int:
+	"""The results a complete run of @m gives: leg_checks() per leg."""
+	probe = Leg(quiesce=m.quiesce,
+		    ring_asked=DIRTY_RING if m.where == 'kvm-ring' else 0)
+	return m.legs * len(leg_checks(probe, m.backend, m.iommu))
 
 
 def run_migration(paths: kernel.Paths, m: MigrationRun) -> List[Leg]:
@@ -154,43 +215,42 @@ def run_migration(paths: kernel.Paths, m: MigrationRun) -> List[Leg]:
 		      quiesce=m.quiesce)
 
 
-def run_migrations(paths: kernel.Paths, names: List[str],
-		   counts: parser.Counts, version: Tuple[int, ...]) -> None:
-	for m in MIGRATIONS:
-		if m.name not in names:
-			continue
+def run_migrations(paths: kernel.Paths, runs: List[MigrationRun],
+		   report: Report, version: Tuple[int, ...]) -> None:
+	for m in runs:
 		print('# %s: %s' % (m.name, m.description), flush=True)
 		if version < (9, 0):
-			check(counts, m.name, False,
-			      'QEMU %d.%d loses guest CPU writes in TCG migration; need 9.0 or newer (make deps)'
-			      % version[:2])
+			report.check(m.name, False,
+				     'QEMU %d.%d loses guest CPU writes in TCG migration; need 9.0 or newer (make deps)'
+				     % version[:2])
 			continue
-		legs, why = retried(m.name, lambda: run_migration(paths, m))
+		legs, why = report.retried(m.name,
+					   lambda: run_migration(paths, m))
 		if legs is None:
-			check(counts, m.name, False, why)
+			report.check(m.name, False, why)
 			continue
 		if len(legs) != m.legs:
-			check(counts, m.name, False, '%d of %d legs ran'
-			      % (len(legs), m.legs))
+			report.check(m.name, False, '%d of %d legs ran'
+				     % (len(legs), m.legs))
 		for i, leg in enumerate(legs):
 			pre = m.name + ('.leg%d' % (i + 1) if m.legs > 1 else '')
 			for test, ok, detail in leg_checks(leg, m.backend,
 							   m.iommu):
-				check(counts, pre + '.' + test, ok, detail)
+				report.check(pre + '.' + test, ok, detail)
 
 
 def run_boots(paths: kernel.Paths, configs: List[kernel.BootConfig],
-	      release: str, accel: str, timeout: int,
-	      counts: parser.Counts, kselftests: Dict[str, int],
-	      suites: Dict[str, int]) -> None:
+	      release: str, accel: str, timeout: int, report: Report,
+	      kselftests: Dict[str, int], suites: Dict[str, int]) -> None:
 	for cfg in configs:
 		print('# boot %s: %s' % (cfg.name, cfg.description), flush=True)
 		out = kernel.boot(cfg, paths.kernel, paths.initramfs, release,
 				  paths.logs, accel, timeout)
-		done, _ = results_of(cfg.name + ': ', out.results_log, counts,
+		done, _ = results_of(cfg.name + ': ', out.results_log,
+				     report.counts,
 				     kernel.expectations(cfg, kselftests, suites))
 		if out.problem or not done:
-			counts.add(parser.Status.FAIL)
+			report.counts.add(parser.Status.FAIL)
 			why = out.problem or 'guest stopped before its tests finished'
 			print('not ok  %s: boot # %s (%.0f s); last console lines (%s):'
 			      % (cfg.name, why, out.seconds, out.console_log))
@@ -202,12 +262,26 @@ def run_boots(paths: kernel.Paths, configs: List[kernel.BootConfig],
 
 
 def selected(tests: str) -> Tuple[List[kernel.BootConfig],
-				  List[kernel.BootConfig], List[str]]:
+				  List[kernel.BootConfig], List[MigrationRun]]:
 	"""The boots, nested guest runs and migrations @tests names."""
 	return ([c for c in kernel.BOOT_CONFIGS
 		 if fnmatch.fnmatch(c.name, tests)],
 		[c for c in NESTED_BOOTS if fnmatch.fnmatch(c.name, tests)],
-		[m.name for m in MIGRATIONS if fnmatch.fnmatch(m.name, tests)])
+		[m for m in MIGRATIONS if fnmatch.fnmatch(m.name, tests)])
+
+
+def expected_total(configs: List[kernel.BootConfig],
+		   guest_runs: List[kernel.BootConfig],
+		   migrations: List[MigrationRun], kselftests: Dict[str, int],
+		   suites: Dict[str, int]) -> int:
+	"""How many results the selected runs must give, all complete."""
+	return (sum(expected_results(kernel.expectations(c, kselftests,
+							  suites))
+		    for c in configs) +
+		sum(kvm_guest_results(kernel.expectations(c, kselftests,
+							  suites))
+		    for c in guest_runs) +
+		sum(migration_results(m) for m in migrations))
 
 
 def run(build: str, variant: str, accel: str, tests: str,
@@ -242,19 +316,20 @@ def run(build: str, variant: str, accel: str, tests: str,
 	except (kernel.SetupError, OSError, subprocess.SubprocessError) as e:
 		print('error: %s' % e)
 		return 2
-	print('dma-dirty: kernel %s, QEMU %d.%d, accel %s, %d boot configurations, %d nested guest runs, %d migration scenarios'
+	report = Report()
+	report.expected = expected_total(configs, guest_runs, migrations,
+					 kselftests, suites)
+	print('dma-dirty: kernel %s, QEMU %d.%d, accel %s, %d boot configurations, %d nested guest runs, %d migration scenarios, %d results expected'
 	      % (release, *version, accel, len(configs), len(guest_runs),
-		 len(migrations)))
+		 len(migrations), report.expected))
 	if configs:
 		print('# each boot must report: its boot checks; kselftests %s; KUnit %s where it runs'
 		      % (', '.join('%s (%d tests)' % kv for kv in sorted(kselftests.items())),
 			 ', '.join('%s (%d cases or more)' % kv for kv in sorted(suites.items()))))
-	counts = parser.Counts()
-	run_boots(paths, configs, release, accel, timeout, counts, kselftests,
+	run_boots(paths, configs, release, accel, timeout, report, kselftests,
 		  suites)
 	for cfg in guest_runs:
-		run_kvm_guest(paths, cfg, release, counts,
+		run_kvm_guest(paths, cfg, release, report,
 			      kernel.expectations(cfg, kselftests, suites))
-	run_migrations(paths, migrations, counts, version)
-	print(counts.line())
-	return 1 if counts.failed or not counts.passed else 0
+	run_migrations(paths, migrations, report, version)
+	return report.finish()

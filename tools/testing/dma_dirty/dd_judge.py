@@ -100,6 +100,33 @@ def _fewer(section: str, root: parser.TestResult,
 				out.append(_fail(full + '.<count>',
 					'plan of %s cases, the source has %d'
 					% (node.planned, least)))
+			else:
+				out += _params(full, node, expect)
+	return out
+
+
+def _params(full: str, suite: parser.TestResult,
+	    expect: kernel.Expect) -> List[Tuple[str, parser.TestResult]]:
+	"""Every parameterised case of @suite ran exactly its parameters:
+	KTAP gives them no plan, expect.kunit_params does."""
+	out = []
+	for case in suite.children:
+		key = '%s.%s' % (suite.name, case.name)
+		n = expect.kunit_params.get(key)
+		if n is None:
+			if case.children:
+				out.append(_fail('%s.%s.<count>' % (full, case.name),
+						 'a parameterised case with no stated number of parameters (dma_dirty_kernel.KUNIT_PARAMS)'))
+		elif len(case.children) != n:
+			out.append(_fail('%s.%s.<count>' % (full, case.name),
+					 '%d of its %d parameters reported'
+					 % (len(case.children), n)))
+	for key in expect.kunit_params:
+		s, case_name = key.split('.', 1)
+		if s == suite.name and case_name not in \
+				{c.name for c in suite.children}:
+			out.append(_fail('%s.%s' % (full, case_name),
+					 'parameterised case did not run'))
 	return out
 
 
@@ -172,3 +199,16 @@ def results_of(prefix: str, path: str, counts: parser.Counts,
 				for l in res.log[-15:]:
 					print('        | ' + l)
 	return done, ran
+
+
+def expected_results(expect: kernel.Expect) -> int:
+	"""How many results judge() gives for a complete boot: each boot
+	check, each kselftest (a program without subtests is one), each
+	KUnit case, a parameterised one once per parameter."""
+	kunit = 0
+	for suite, cases in expect.kunit.items():
+		params = [n for key, n in expect.kunit_params.items()
+			  if key.split('.', 1)[0] == suite]
+		kunit += cases - len(params) + sum(params)
+	return (len(expect.boot) +
+		sum(max(n, 1) for n in expect.kselftest.values()) + kunit)

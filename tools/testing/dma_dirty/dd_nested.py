@@ -14,7 +14,9 @@ result back with write_result(), whole or not at all.
 What comes back is judged here: a result, the job's own TestFailure or
 EnvironmentFailure, or, when no result comes, an EnvironmentFailure (the
 L1 did not start the job, stalled, or ended without a result) unless the
-job crashed with a traceback, which is a TestFailure.
+job crashed with a traceback, which is a TestFailure.  The L1's console
+is scanned for splats (dma_dirty_kernel.SPLATS, stalls included) in every
+case: one is a TestFailure, whatever the job reported.
 """
 
 from __future__ import annotations
@@ -162,13 +164,40 @@ def run_l1(paths: dma_dirty_kernel.Paths, name: str, module: str,
 					stdout=subprocess.DEVNULL, stderr=err)
 	try:
 		lines = follow(proc, runner, console, log)
+	except EnvironmentFailure as e:
+		raise l1_failure(console, str(e)) from e
 	finally:
 		if proc.poll() is None:
 			proc.kill()
 			proc.wait()
 	log('# %s: L1 powered off after %.0f s' % (name,
 						     time.monotonic() - t0))
-	return judge_l1(result, lines, proc.returncode, console, runner)
+	try:
+		out = judge_l1(result, lines, proc.returncode, console, runner)
+	except EnvironmentFailure as e:
+		raise l1_failure(console, str(e)) from e
+	# The KVM host side of the series runs in the L1: whatever the job
+	# found, a splat there fails the run.
+	failure = l1_failure(console, '')
+	if not isinstance(failure, EnvironmentFailure):
+		raise failure
+	return out
+
+
+def l1_failure(console: str, why: str) -> TestFailure:
+	"""An L1 that stalled or gave no result is an EnvironmentFailure
+	(@why), unless its kernel reported a splat (a stall included): the
+	test kernel is the L1's, so that is a TestFailure."""
+	try:
+		with open(console, errors='replace') as f:
+			splat = dma_dirty_kernel.console_splat(f.read().splitlines())
+	except OSError:
+		splat = ''
+	if splat:
+		return TestFailure('L1 kernel reported: %s (console: %s)%s'
+				   % (splat, console,
+				      '; ' + why.split('\n')[0] if why else ''))
+	return EnvironmentFailure(why)
 
 
 def judge_l1(result: str, lines: List[str], status: int, console: str,

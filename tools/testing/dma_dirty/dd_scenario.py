@@ -276,8 +276,8 @@ class Testbed(contextlib.AbstractContextManager):
 	def wait(self, g: Guest, what: str, cond: Callable[[], bool],
 		 timeout: float) -> None:
 		"""Until cond(); a guest or device that died, a driver error
-		or the timeout fail (the timeout of a stalled guest is the
-		environment's)."""
+		or the timeout fail, saying what the kernel reported if
+		it did."""
 		deadline = time.monotonic() + timeout
 		while not cond():
 			g.check_alive()
@@ -286,12 +286,10 @@ class Testbed(contextlib.AbstractContextManager):
 				raise TestFailure('%s: the guest driver reports a device error; console:\n%s'
 						  % (g.name, tail(g.console)))
 			if time.monotonic() > deadline:
-				stall = g.stalled()
-				err = EnvironmentFailure if stall else TestFailure
-				raise err('%s: %s did not happen within %d s%s; last console lines:\n%s'
-					  % (g.name, what, timeout,
-					     ' (guest stall)' if stall else '',
-					     tail(g.console)))
+				g.check_console()
+				raise TestFailure('%s: %s did not happen within %d s; last console lines:\n%s'
+						  % (g.name, what, timeout,
+						     tail(g.console)))
 			time.sleep(0.1)
 
 	def wait_state(self, g: Guest, what: str, state: str,
@@ -437,6 +435,8 @@ class Migration:
 			if seen != progress:
 				progress, progress_t = seen, now
 			elif now - progress_t > STALL_SECONDS:
+				for g in (src, self.dst):
+					g.check_console()
 				raise EnvironmentFailure('stall: no migration progress and no buffer received for %d s (status %s, pass %d); %s console:\n%s'
 							 % (STALL_SECONDS, status,
 							    passes, src.name,
@@ -593,10 +593,7 @@ class Arrival:
 				leg.touched_instead += g.console_text().count(
 					'touched instead')
 		for g in (src, dst):
-			splat = g.splat()
-			if splat:
-				raise TestFailure('%s: guest kernel reported: %s (console: %s)'
-						  % (g.name, splat, g.console))
+			g.check_console()
 		leg.verified = dst.r.get('verified')
 		leg.corrupted = dst.r.get('corrupted')
 		for c, _ in CLASSES:
@@ -651,10 +648,10 @@ def boot_source(tb: Testbed) -> Guest:
 		tb.wait_state(src, 'the guest driver binding', 'DD_STATE_READY',
 			      120)
 	except TestFailure as e:
-		# No test code has run yet: the guest crashed or hung while
-		# booting.
-		raise EnvironmentFailure('guest crash or hang before the test started: %s'
-					 % e) from e
+		# No test code has run yet: the guest hung while booting, or
+		# crashed, which is a failure if its kernel said so.
+		raise src.not_a_result('guest crash or hang before the test started: %s'
+					% e) from e
 	return src
 
 
@@ -691,6 +688,10 @@ def scenario(paths: dma_dirty_kernel.Paths, setup: Setup, legs: int = 1,
 			src = dst
 			if i + 1 < legs:
 				tb.start_traffic(src)
+		# Every guest's console, to its end (the destination's after
+		# its last traffic, the sources' since they were stopped).
+		for g in tb.guests:
+			g.check_console()
 	return results
 
 

@@ -34,10 +34,6 @@ IOMMU_APPEND = ['intel_iommu=on', 'iommu.passthrough=0']
 # kernel (the firmware's _OSC would not hand them over).
 UNPLUG_QEMU = ['-global', 'ICH9-LPC.acpi-pci-hotplug-with-bridge-support=off']
 UNPLUG_APPEND = ['pcie_ports=native']
-# What a guest kernel prints when its vCPU did not run for long: seen when
-# the nested L2 starved (DESIGN.md).
-STALL_SIGNS = ('detected stall', 'self-detected stall', 'soft lockup',
-	       'blocked for more than')
 # keep_logging(): the pace of the "migration" to a sink that keeps KVM
 # logging; it must outlast what runs meanwhile (the kselftests take
 # minutes).
@@ -115,14 +111,29 @@ class Guest:
 		port is an exit, and a line was seen half written."""
 		return self.console_text().split('\n')[:-1]
 
-	def stalled(self) -> bool:
-		text = self.console_text()
-		return any(sign in text for sign in STALL_SIGNS)
-
 	def splat(self) -> str:
-		"""The first kernel splat on the console, or ''."""
+		"""The first kernel splat on the console (a stall
+		included), or ''."""
 		return dma_dirty_kernel.console_splat(
 			self.console_text().splitlines())
+
+	def check_console(self) -> None:
+		"""A splat on the console is a test failure."""
+		splat = self.splat()
+		if splat:
+			raise TestFailure('%s: guest kernel reported: %s (console: %s)'
+					  % (self.name, splat, self.console))
+
+	def not_a_result(self, why: str) -> TestFailure:
+		"""What a guest that did not get on is: an EnvironmentFailure
+		(@why), unless its kernel reported a splat, a stall included:
+		then the kernel under test failed, a TestFailure."""
+		splat = self.splat()
+		if splat:
+			return TestFailure('%s: guest kernel reported: %s (console: %s); %s'
+					   % (self.name, splat, self.console,
+					      why.split('\n')[0]))
+		return EnvironmentFailure(why)
 
 	def stop(self) -> None:
 		"""End QEMU (terminate, then kill) and remove its files."""

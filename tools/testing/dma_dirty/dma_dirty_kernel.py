@@ -138,6 +138,16 @@ KSELFTESTS = {
 # The KUnit suites are read from these sources; this one must be among them.
 KUNIT_SOURCES = ('kernel/dma/*kunit*.c',)
 KUNIT_SUITE = 'dma_mark_dirty'
+# KUnit cases that run once per parameter (KUNIT_CASE_PARAM): KTAP prints
+# no plan for the parameters, so their number is stated here, from the
+# parameter arrays of kernel/dma/dirty_kunit.c, and judged exactly.  A
+# parameterised case missing here fails the boot (and a unit test).
+KUNIT_PARAMS = {
+	# span_cases[]: 13 on a 64-bit phys_addr_t (x86_64)
+	'dma_mark_dirty.dma_dirty_test_span': 13,
+	# hook_cases[]: 6 operations x 3 directions x SKIP_CPU_SYNC or not
+	'dma_mark_dirty.dma_dirty_test_hooks': 36,
+}
 
 
 @dataclass
@@ -148,6 +158,8 @@ class Expect:
 	kselftest: Dict[str, int] = field(default_factory=dict)
 	# KUnit suite -> least number of cases its plan may announce
 	kunit: Dict[str, int] = field(default_factory=dict)
+	# "suite.case" -> its number of parameters (KUNIT_PARAMS)
+	kunit_params: Dict[str, int] = field(default_factory=dict)
 
 
 def harness_test_count(listing: str) -> int:
@@ -259,15 +271,22 @@ def expectations(cfg: BootConfig, kselftests: Dict[str, int],
 	return Expect(boot_checks(cfg),
 		      {p: n for p, n in kselftests.items()
 		       if p.split(':')[0] in cfg.kselftests},
-		      dict(kunit) if cfg.kunit else {})
+		      dict(kunit) if cfg.kunit else {},
+		      dict(KUNIT_PARAMS) if cfg.kunit else {})
 
 
-# Kernel reports that fail a boot even when every test in it passed.
-# DMA_API_DEBUG reports are WARNINGs.
-SPLATS = ('WARNING:', 'BUG:', 'KASAN:', 'UBSAN:', 'Oops:',
+# Kernel reports that fail a run even when every test in it passed, on
+# every console the test bed reads: the test boots', the nested L1's, the
+# L2 guests'.  DMA_API_DEBUG reports are WARNINGs; a soft lockup is a
+# "BUG:"; RCU stalls say "detected stall" (or "self-detected stall"),
+# hung tasks "blocked for more than".  None is ever an environment
+# failure: a guest that stalls or crashes is the kernel under test's.
+SPLATS = ('WARNING:', 'BUG:', 'KASAN:', 'KFENCE:', 'UBSAN:', 'Oops:',
+	  'Kernel panic', 'general protection fault',
 	  'possible circular locking dependency', 'inconsistent lock state',
 	  'possible recursive locking', 'suspicious RCU usage',
-	  'sleeping function called from invalid context')
+	  'sleeping function called from invalid context',
+	  'detected stall', 'blocked for more than', 'hard LOCKUP')
 
 
 def console_splat(lines: List[str]) -> str:

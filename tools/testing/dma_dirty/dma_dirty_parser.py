@@ -28,6 +28,23 @@ class TestResult:
 	children: List['TestResult'] = field(default_factory=list)
 	planned: Optional[int] = None
 	log: List[str] = field(default_factory=list)
+	num: int = 0		# its test number; 0 for the root
+
+	def numbering(self) -> str:
+		"""What is wrong with the numbers and names of the results
+		below this one, or '': they must be 1, 2, 3... with no name
+		twice, so that a result printed twice cannot stand in for one
+		that is missing."""
+		nums = [c.num for c in self.children]
+		if nums != list(range(1, len(nums) + 1)):
+			return 'results numbered %s, not 1 to %d in order' % (
+				','.join(str(n) for n in nums), len(nums))
+		seen = set()
+		for c in self.children:
+			if c.name in seen:
+				return 'two results named %r' % c.name
+			seen.add(c.name)
+		return ''
 
 	def leaves(self, prefix: str = ''
 		   ) -> Iterable[Tuple[str, 'TestResult']]:
@@ -47,6 +64,10 @@ class TestResult:
 		below = [(n, r) for c in self.children
 			 for n, r in c.leaves(full + '.')]
 		yield from below
+		odd = self.numbering()
+		if odd:
+			yield full + '.<numbering>', TestResult(full, Status.FAIL,
+								 odd)
 		missing = (self.planned or 0) - len(self.children)
 		if missing > 0:
 			yield full + '.<plan>', TestResult(
@@ -81,9 +102,12 @@ def _result(line: str) -> Optional[TestResult]:
 	reason = m.group('reason') or ''
 	if directive == 'SKIP':
 		status = Status.SKIP
-	elif directive in ('XFAIL', 'TODO') and status == Status.FAIL:
-		status = Status.PASS
-	elif directive not in ('XFAIL', 'TODO'):
+	elif directive in ('XFAIL', 'TODO'):
+		# A known failure, or a test not done yet, is not a pass, and
+		# no run of this suite may have one.
+		status = Status.FAIL
+		reason = '%s %s: not a pass' % (directive, reason.strip())
+	else:
 		# Not a directive: a comment, such as the runner's "exit=1".
 		reason = ((m.group('directive') or '') + reason).strip()
 	name = m.group('name') or '<unnamed>'
@@ -91,7 +115,7 @@ def _result(line: str) -> Optional[TestResult]:
 	ks = _KSELFTEST_NAME.match(name)
 	if ks:
 		name = '%s:%s' % (ks.group(1), ks.group(2))
-	return TestResult(name, status, reason)
+	return TestResult(name, status, reason, num=int(m.group('num')))
 
 
 def _unprefix(lines: List[str]) -> Optional[List[str]]:

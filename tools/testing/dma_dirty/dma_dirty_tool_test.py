@@ -5,6 +5,7 @@
 import ast
 import contextlib
 import io
+import re
 import os
 import shutil
 import subprocess
@@ -110,12 +111,56 @@ class ParserTest(unittest.TestCase):
 	def test_empty_document_counts_nothing(self):
 		self.assertEqual(leaves('KTAP version 1\n1..0\n'), {})
 
-	def test_xfail_counts_as_pass(self):
-		got = leaves('TAP version 13\n1..1\nnot ok 1 a # XFAIL known\n')
-		self.assertEqual(got, {'x.a': Status.PASS})
+	def test_xfail_and_todo_are_not_passes(self):
+		for line in ('not ok 1 a # XFAIL known', 'not ok 1 a # TODO later',
+			     'ok 1 a # TODO later'):
+			got = leaves('TAP version 13\n1..1\n%s\n' % line)
+			self.assertEqual(got, {'x.a': Status.FAIL}, line)
+
+	def test_duplicate_cannot_stand_in_for_a_missing_result(self):
+		got = leaves('TAP version 13\n1..2\nok 1 a\nok 1 a\n')
+		self.assertEqual(got['x.<numbering>'], Status.FAIL)
+		got = leaves('TAP version 13\n1..2\nok 1 a\nok 2 a\n')
+		self.assertEqual(got['x.<numbering>'], Status.FAIL)
+		got = leaves('TAP version 13\n1..2\nok 1 a\nok 3 c\n')
+		self.assertEqual(got['x.<numbering>'], Status.FAIL)
+		got = leaves('TAP version 13\n1..2\nok 1 a\nok 2 b\n')
+		self.assertNotIn('x.<numbering>', got)
 
 
 class SplatTest(unittest.TestCase):
+
+	def test_stalls_and_hangs_are_splats(self):
+		for line in ('rcu: INFO: rcu_preempt self-detected stall on CPU',
+			     'rcu: INFO: rcu_sched detected stalls on CPUs/tasks:',
+			     'watchdog: BUG: soft lockup - CPU#0 stuck for 26s!',
+			     'INFO: task kworker/0:1:12 blocked for more than 122 seconds.',
+			     'Kernel panic - not syncing: Attempted to kill init!',
+			     'KFENCE: out-of-bounds read in f+0x1/0x2'):
+			self.assertTrue(kernel.console_splat(['x', line]), line)
+
+	def test_a_splat_is_never_an_environment_failure(self):
+		import dd_nested
+		import dd_vm
+		from dd_errors import EnvironmentFailure, TestFailure
+		with tempfile.TemporaryDirectory() as d:
+			console = os.path.join(d, 'console.log')
+			with open(console, 'w') as f:
+				f.write('booting\nrcu: INFO: rcu_sched self-detected stall on CPU\n')
+			e = dd_nested.l1_failure(console, 'the L1 ended without a result')
+			self.assertIs(type(e), TestFailure)
+			self.assertIn('self-detected stall', str(e))
+			g = dd_vm.Guest('src0', None, None, '', '', console)  # type: ignore[arg-type]
+			self.assertIs(type(g.not_a_result('hang')), TestFailure)
+			with self.assertRaises(TestFailure):
+				g.check_console()
+			with open(console, 'w') as f:
+				f.write('booting\n')
+			self.assertIs(type(dd_nested.l1_failure(console, 'gone')),
+				      EnvironmentFailure)
+			self.assertIs(type(g.not_a_result('hang')),
+				      EnvironmentFailure)
+			g.check_console()
 
 	def test_warning_is_a_splat(self):
 		lines = ['[ 1.0] ok', '[ 2.0] WARNING: CPU: 0 PID: 1 at x.c:1 f+0x1/0x2']
@@ -269,12 +314,18 @@ def boot_section(names):
 
 
 def kunit_section(cases, plan=None, suite='dma_mark_dirty'):
+	"""@cases: names, or (name, number of parameters)."""
 	plan = len(cases) if plan is None else plan
-	return '\n'.join(['KTAP version 1', '1..1', '    KTAP version 1',
-			  '    # Subtest: ' + suite, '    1..%d' % plan] +
-			 ['    ok %d %s' % (i + 1, c)
-			  for i, c in enumerate(cases)] +
-			 ['ok 1 ' + suite])
+	out = ['KTAP version 1', '1..1', '    KTAP version 1',
+	       '    # Subtest: ' + suite, '    1..%d' % plan]
+	for i, c in enumerate(cases):
+		if isinstance(c, tuple):
+			c, params = c
+			out += ['        KTAP version 1', '        # Subtest: ' + c]
+			out += ['        ok %d param-%d' % (j + 1, j)
+				for j in range(params)]
+		out.append('    ok %d %s' % (i + 1, c))
+	return '\n'.join(out + ['ok 1 ' + suite])
 
 
 def kselftest_section(tests, plan=None):
@@ -316,8 +367,10 @@ class JudgeTest(unittest.TestCase):
 		dd_judge.ALLOWED_SKIPS[:] = self.saved
 
 	def expect(self, ksft=3, kunit=2):
-		return kernel.expectations(self.cfg, {KSFT_PROG: ksft},
-					   {'dma_mark_dirty': kunit})
+		e = kernel.expectations(self.cfg, {KSFT_PROG: ksft},
+					{'dma_mark_dirty': kunit})
+		e.kunit_params = {'dma_mark_dirty.b': 3}
+		return e
 
 	def judge(self, lines, expect):
 		sections, _ = dd_judge.split_sections(lines)
@@ -330,7 +383,7 @@ class JudgeTest(unittest.TestCase):
 
 	def good(self, **kw):
 		parts = dict(boot=boot_section(kernel.boot_checks(self.cfg)),
-			     kunit=kunit_section(['a', 'b']),
+			     kunit=kunit_section(['a', ('b', 3)]),
 			     kselftest=kselftest_section(TESTS))
 		parts.update(kw)
 		return boot_log(**parts)
@@ -342,6 +395,27 @@ class JudgeTest(unittest.TestCase):
 		skipped = [n for n, r in got.items() if r.status == Status.SKIP]
 		self.assertEqual(skipped, ['kselftest.%s.tdd.to_device.path_matches_boot'
 					   % KSFT_PROG])
+
+	def test_kunit_parameters_are_counted(self):
+		self.assertEqual(self.failures(self.good(
+			kunit=kunit_section(['a', ('b', 2)]))),
+			['kunit.dma_mark_dirty.b.<count>'])
+		self.assertEqual(self.failures(self.good(
+			kunit=kunit_section([('a', 1), ('b', 3)]))),
+			['kunit.dma_mark_dirty.a.<count>'])
+		self.assertEqual(self.failures(self.good(
+			kunit=kunit_section(['a', ('c', 2)]))),
+			['kunit.dma_mark_dirty.b', 'kunit.dma_mark_dirty.c.<count>'])
+
+	def test_every_parameterised_case_has_a_count(self):
+		with open(os.path.join(HERE, '..', '..', '..', 'kernel', 'dma',
+				       'dirty_kunit.c')) as f:
+			src = f.read()
+		cases = re.findall(r'KUNIT_CASE_PARAM\s*\(\s*(\w+)', src)
+		self.assertTrue(cases)
+		self.assertEqual(sorted('%s.%s' % (kernel.KUNIT_SUITE, c)
+					for c in cases),
+				 sorted(kernel.KUNIT_PARAMS))
 
 	def test_whole_script_skip_fails(self):
 		self.assertEqual(self.failures(self.good(kselftest=SKIPPED_SCRIPT)),
@@ -426,6 +500,14 @@ class JudgeTest(unittest.TestCase):
 		self.assertIn('kselftest.%s.tdd.to_device.path_matches_boot'
 			      % KSFT_PROG, self.failures(self.good()))
 
+	def test_expected_results_are_what_a_complete_boot_gives(self):
+		got = self.judge(self.good(), self.expect())
+		self.assertEqual(len(got), dd_judge.expected_results(self.expect()))
+		# one parameter missing: one result fewer, and a <count> failure
+		got = self.judge(self.good(kunit=kunit_section(['a', ('b', 2)])),
+				 self.expect())
+		self.assertEqual(len(got), dd_judge.expected_results(self.expect()))
+
 	def test_results_log_counts(self):
 		with tempfile.TemporaryDirectory() as d:
 			path = os.path.join(d, 'plain.results.log')
@@ -476,13 +558,15 @@ class GateTest(unittest.TestCase):
 		self.tmp = tempfile.mkdtemp()
 		self.addCleanup(shutil.rmtree, self.tmp)
 
-	def checkpatch(self, mode, patches=1):
+	def checkpatch(self, mode, patches=1, exceptions=()):
 		fake = os.path.join(self.tmp, 'checkpatch.pl')
 		with open(fake, 'w') as f:
 			f.write(FAKE_CHECKPATCH)
 		os.chmod(fake, 0o755)
 		exc = os.path.join(self.tmp, 'exceptions')
-		open(exc, 'w').close()
+		with open(exc, 'w') as f:
+			f.write('# a comment\n')
+			f.writelines('\t'.join(e) + '\n' for e in exceptions)
 		files = []
 		for i in range(patches):
 			files.append(os.path.join(self.tmp, '%04d-x.patch' % (i + 1)))
@@ -498,6 +582,26 @@ class GateTest(unittest.TestCase):
 		r = self.checkpatch('report')
 		self.assertEqual(r.returncode, 1)
 		self.assertIn('WARNING:LONG_LINE', r.stdout)
+
+	def test_exception_matches_the_whole_report(self):
+		ok = ('LONG_LINE', 'a.c', 'line too long', '-', 'why')
+		self.assertEqual(self.checkpatch('report', exceptions=[ok])
+				 .returncode, 0)
+		for bad in (('LONG_LINE', 'a.c', 'line too long!', '-', 'why'),
+			    ('LONG_LINE', 'b.c', 'line too long', '-', 'why'),
+			    ('LONG_LINE', 'a.c', 'line too long', '+x', 'why'),
+			    ('SPACING', 'a.c', 'line too long', '-', 'why')):
+			r = self.checkpatch('report', exceptions=[bad])
+			self.assertEqual(r.returncode, 1, bad)
+			self.assertIn('WARNING:LONG_LINE', r.stdout, bad)
+			self.assertIn('excused no report', r.stdout, bad)
+
+	def test_stale_exception_fails(self):
+		r = self.checkpatch('clean', exceptions=[
+			('LONG_LINE', 'a.c', 'line too long', '-', 'why')])
+		self.assertEqual(r.returncode, 1)
+		self.assertIn('exceptions:2 (LONG_LINE in a.c: line too long) excused no report',
+			      r.stdout)
 
 	def test_checkpatch_that_did_not_work_fails(self):
 		for mode, says in (('crash', 'exited with 255'),
@@ -638,6 +742,77 @@ class ScaleTest(unittest.TestCase):
 							converged=False),
 					     self.point('touch', 3000, 4000)])
 
+
+
+class ReportTest(unittest.TestCase):
+	"""dd_harness.Report: retries, their note, the expected total."""
+
+	def run_report(self, outcomes, expected=1):
+		"""A run whose attempts end as @outcomes say ('env', 'fail' or
+		'ok'), its results checked; (report, exit status, output)."""
+		import dd_harness
+		from dd_errors import EnvironmentFailure, TestFailure
+		report = dd_harness.Report()
+		report.expected = expected
+		left = list(outcomes)
+
+		def run():
+			o = left.pop(0)
+			if o == 'env':
+				raise EnvironmentFailure('QEMU did not start')
+			if o == 'fail':
+				raise TestFailure('a buffer arrived corrupted')
+			return 'legs'
+
+		with contextlib.redirect_stdout(io.StringIO()) as out:
+			result, why = report.retried('migrate-x', run)
+			if result is None:
+				report.check('migrate-x', False, why)
+			else:
+				report.check('migrate-x.intact', True, 'intact')
+			rc = report.finish()
+		return report, rc, out.getvalue(), left
+
+	def test_pass_on_retry_says_so(self):
+		report, rc, out, left = self.run_report(['env', 'ok'])
+		self.assertEqual((rc, left), (0, []))
+		self.assertIn('ok      migrate-x.intact # intact (on the retry after an environment failure)', out)
+		self.assertIn('# environment retries: 1\n#   migrate-x (passed on the retry)', out)
+		self.assertTrue(out.endswith('1 passed, 0 failed, 0 skipped\n'))
+
+	def test_one_retry_at_most(self):
+		report, rc, out, left = self.run_report(['env', 'env', 'ok'])
+		self.assertEqual((rc, left), (1, ['ok']))
+		self.assertIn('not ok  migrate-x # environment failure', out)
+		self.assertIn('migrate-x (failed on the retry too)', out)
+
+	def test_test_failure_is_not_retried(self):
+		report, rc, out, left = self.run_report(['fail', 'ok'])
+		self.assertEqual((rc, left), (1, ['ok']))
+		self.assertIn('# environment retries: 0', out)
+		self.assertNotIn('on the retry', out)
+
+	def test_fewer_results_than_expected_fail(self):
+		report, rc, out, _ = self.run_report(['ok'], expected=2)
+		self.assertEqual(rc, 1)
+		self.assertIn('not ok  results # 1 results, the runs selected must give 2', out)
+		report, rc, out, _ = self.run_report(['ok'], expected=1)
+		self.assertEqual(rc, 0)
+
+	def test_migration_results_do_not_depend_on_the_values(self):
+		import dataclasses
+		import dd_checks
+		import dd_harness
+		for m in dd_harness.MIGRATIONS:
+			leg = dd_harness.Leg(
+				quiesce=m.quiesce, counters={'backend': m.backend},
+				ring_asked=4096 if m.where == 'kvm-ring' else 0,
+				ring_used=4096, replug_received=60,
+				cls_corrupted={'tracked': 0}, host_pages_src=5)
+			n = len(dd_checks.leg_checks(leg, m.backend, m.iommu))
+			self.assertEqual(dd_harness.migration_results(m),
+					 n * m.legs, m.name)
+			self.assertTrue(dataclasses.is_dataclass(leg))
 
 
 class SimRateTest(unittest.TestCase):
