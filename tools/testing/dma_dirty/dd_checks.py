@@ -5,7 +5,7 @@ harness (dd_harness.py) counts them; "dd_migrate.py run" prints them."""
 
 from __future__ import annotations
 
-from typing import List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from dd_device import CLASSES
 from dd_scenario import (COUNTERS_TAG, QUIESCE_AFTER_BUFFERS, REPLUG_BUFFERS,
@@ -51,18 +51,30 @@ def path_check(leg: Leg, backend: str, iommu: bool) -> Tuple[bool, str]:
 		leg.remapped == 0), shown
 
 
+# The pages the guest reported, by path (swiotlb slots are only counted).
+REPORTED = ('pages_direct', 'pages_iommu', 'pages_caller')
+
+
+def reported(c: Optional[Dict[str, str]]) -> int:
+	"""The pages the guest's counters say it reported since boot; -1
+	without counters."""
+	if c is None:
+		return -1
+	return sum(int(v) for k, v in c.items() if k in REPORTED and v.isdigit())
+
+
 def kvm_checks(leg: Leg) -> List[Check]:
 	"""With dma_mark_dirty=kvm: the guest made no report before migration
 	(KVM was not logging: the bypass), and what it reported is what KVM
-	counted, on the source and the destination together (the destination
-	gets the reports the guest made before it learnt that its registration
-	was not restored), with no page touched instead."""
-	c = leg.counters or {}
-	guest = sum(int(v) for k, v in c.items()
-		    if k in ('pages_direct', 'pages_iommu', 'pages_caller') and
-		    v.isdigit())
+	counted, on the source during the migration and on the destination
+	(which logs during its traffic after a replug), with no page touched
+	instead.  After a replug, the destination's own reports reached KVM,
+	after it registered again (v4: the VMM does not carry the
+	registration over)."""
+	c = leg.counters_after if leg.quiesce == 'unplug' else leg.counters
+	guest = reported(c)
 	host = leg.host_pages_src - leg.host_pages_start + leg.host_pages_dst
-	return [
+	checks = [
 		('kvm_no_report_before_migration', leg.host_pages_start == 0,
 		 'KVM counted %d pages reported by the source before migration started (it was not logging)'
 		 % leg.host_pages_start),
@@ -76,6 +88,27 @@ def kvm_checks(leg: Leg) -> List[Check]:
 		 '%d "touched instead" warnings on the consoles'
 		 % leg.touched_instead),
 	]
+	if leg.quiesce == 'unplug':
+		checks.append(('kvm_destination_reports',
+			       leg.host_pages_dst > 0 and leg.reregistered,
+			       'the destination registered again: %s; KVM counted %d pages it reported after the replug'
+			       % ('yes' if leg.reregistered else
+				  'no ("registering again" not on its console)',
+				  leg.host_pages_dst)))
+	return checks
+
+
+def destination_check(leg: Leg, backend: str) -> Check:
+	"""After a replug, the destination's unmaps and syncs of its new
+	traffic were reported (none with tracking off)."""
+	before, after = reported(leg.counters), reported(leg.counters_after)
+	ok = before >= 0 and after >= 0 and (
+		after == before if backend == 'off' else after > before)
+	return ('destination_reported', ok,
+		'the guest reported %d pages before the destination\'s traffic after the replug, %d after it (%s)'
+		% (before, after, 'no counters' if min(before, after) < 0 else
+		   'none expected with tracking off' if backend == 'off' else
+		   'more expected'))
 
 
 def class_checks(leg: Leg, tracking: bool) -> List[Check]:
@@ -130,4 +163,5 @@ def leg_checks(leg: Leg, backend: str, iommu: bool = False) -> List[Check]:
 			       leg.replug_received >= REPLUG_BUFFERS,
 			       '%d buffers received on the destination after the device was plugged back (at least %d)'
 			       % (leg.replug_received, REPLUG_BUFFERS)))
+		checks.append(destination_check(leg, backend))
 	return checks

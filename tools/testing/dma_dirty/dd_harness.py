@@ -24,7 +24,8 @@ import dma_dirty_parser as parser
 from dd_checks import leg_checks
 from dd_errors import EnvironmentFailure, TestFailure, retried_once
 from dd_judge import expected_results, judge, results_of, split_sections
-from dd_scenario import DIRTY_RING, Leg, Setup, nested, scenario
+from dd_scenario import (DIRTY_RING, Leg, Setup, expected_backend, nested,
+			 scenario)
 
 T = TypeVar('T')
 
@@ -32,11 +33,17 @@ T = TypeVar('T')
 class MigrationRun(NamedTuple):
 	name: str
 	description: str
-	backend: str		# dma_mark_dirty=
+	backend: str		# dma_mark_dirty=, or 'auto': none given
 	legs: int
 	iommu: bool		# behind intel-iommu
 	where: str		# 'tcg', 'kvm' or 'kvm-ring'
 	quiesce: str
+
+	@property
+	def expect(self) -> str:
+		"""The backend the guests must run."""
+		return expected_backend(self.backend, 'tcg' if self.where == 'tcg'
+					else 'kvm')
 
 
 # (name, description, dma_mark_dirty=, legs, behind intel-iommu, where,
@@ -74,16 +81,19 @@ MIGRATIONS: List[MigrationRun] = [MigrationRun(*m) for m in [
 	 'kvm', 1, False, 'kvm-ring', 'unplug'),
 	('migrate-kvm-touch-stop', 'nested KVM, dirty bitmap, dma_mark_dirty=touch, stop-bit quiesce',
 	 'touch', 1, False, 'kvm', 'stop'),
+	('migrate-kvm-auto', 'nested KVM, dirty bitmap, no dma_mark_dirty= (auto picks kvm: the default a user gets), hot-unplug',
+	 'auto', 1, False, 'kvm', 'unplug'),
 ]]
 
 
 # Guests booted inside an L1 (the test kernel as a KVM host under TCG) by
 # dd_kvm_guest.py, with their results judged as a boot's.  kvm-guest: the
-# L2 runs the kselftests with dma_mark_dirty=kvm twice, first while KVM
-# does not log (nothing may be reported: the bypass), then while it logs
-# (every report is a hypercall KVM counts).
+# L2, booted with no dma_mark_dirty= (auto, which must pick kvm), runs the
+# kselftests twice, first while KVM does not log (nothing may be
+# reported: the bypass), then while it logs (every report is a hypercall
+# KVM counts).
 NESTED_BOOTS = [
-	kernel.BootConfig('kvm-guest', 'an L2 guest under nested KVM, -cpu host,migratable=off: the kvm backend, its bypass and its reports',
+	kernel.BootConfig('kvm-guest', 'an L2 guest under nested KVM, -cpu host,migratable=off, no dma_mark_dirty=: auto picks kvm; its bypass and its reports',
 			  expect={'backend': 'kvm', 'path': 'direct'}),
 ]
 
@@ -201,7 +211,7 @@ def migration_results(m: MigrationRun) -> int:
 	"""The results a complete run of @m gives: leg_checks() per leg."""
 	probe = Leg(quiesce=m.quiesce,
 		    ring_asked=DIRTY_RING if m.where == 'kvm-ring' else 0)
-	return m.legs * len(leg_checks(probe, m.backend, m.iommu))
+	return m.legs * len(leg_checks(probe, m.expect, m.iommu))
 
 
 def run_migration(paths: kernel.Paths, m: MigrationRun) -> List[Leg]:
@@ -234,7 +244,7 @@ def run_migrations(paths: kernel.Paths, runs: List[MigrationRun],
 				     % (len(legs), m.legs))
 		for i, leg in enumerate(legs):
 			pre = m.name + ('.leg%d' % (i + 1) if m.legs > 1 else '')
-			for test, ok, detail in leg_checks(leg, m.backend,
+			for test, ok, detail in leg_checks(leg, m.expect,
 							   m.iommu):
 				report.check(pre + '.' + test, ok, detail)
 

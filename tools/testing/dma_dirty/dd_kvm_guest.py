@@ -18,16 +18,17 @@ from typing import Callable, Dict, List, Tuple
 
 import dd_nested
 import dma_dirty_kernel
+from dd_checks import REPORTED
 from dd_errors import TestFailure
 from dd_vm import Guest, keep_logging, kvm_stat, start_l2, tail
 
-# The L2 guest: the test kernel and initramfs, its kselftests, backend kvm.
+# The L2 guest: the test kernel and initramfs, its kselftests; no
+# dma_mark_dirty=, so auto must pick kvm (ddtest.backend=kvm: the boot
+# check "backend" holds it to that).
 L2_APPEND = ['console=ttyS0', 'panic=-1', 'oops=panic', 'kunit.enable=0',
-	     'dma_mark_dirty=kvm', 'ddtest.backend=kvm', 'ddtest.path=direct',
+	     'ddtest.backend=kvm', 'ddtest.path=direct',
 	     'ddtest.ksft=dma_dirty', 'ddtest.kvmgate=1']
 L2_WAIT = 900		# seconds for each half of the kselftests
-# The pages the guest reports (swiotlb slots are only counted).
-REPORTED = ('pages_direct', 'pages_iommu', 'pages_caller')
 
 Log = Callable[[str], None]
 

@@ -60,7 +60,8 @@ from dd_checks import leg_checks  # noqa: E402
 from dd_demo import demo  # noqa: E402
 from dd_errors import EnvironmentFailure, TestFailure  # noqa: E402
 from dd_scenario import (BENCH_MODES, KVM_PROFILE, QUIESCE_MODES,  # noqa: E402
-			 Leg, Profile, Setup, nested, scenario)
+			 Leg, Profile, Setup, expected_backend, nested,
+			 scenario)
 from dd_vm import leftovers  # noqa: E402
 
 
@@ -75,7 +76,8 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
 		       help='leave out the nested KVM rows')
 	r = sub.add_parser('run', help='one scenario')
 	r.add_argument('--build', default='build')
-	r.add_argument('--backend', default='touch')
+	r.add_argument('--backend', default='touch',
+		       help='dma_mark_dirty=, or auto: none given')
 	r.add_argument('--legs', type=int, default=1)
 	r.add_argument('--iommu', action='store_true',
 		       help='behind intel-iommu: DMA through dma-iommu')
@@ -130,8 +132,10 @@ def run_legs(paths: dma_dirty_kernel.Paths,
 def print_checks(legs: List[Leg], args: argparse.Namespace) -> int:
 	"""One TAP-like line per check of each leg; the number failed."""
 	failed = 0
+	backend = expected_backend(args.backend, 'kvm' if args.nested
+				   else args.accel)
 	for i, leg in enumerate(legs):
-		for name, ok, detail in leg_checks(leg, args.backend, args.iommu):
+		for name, ok, detail in leg_checks(leg, backend, args.iommu):
 			failed += not ok
 			print('%sleg%d.%s # %s' % ('ok      ' if ok else
 						   'not ok  ', i + 1, name,

@@ -46,7 +46,8 @@ import dma_dirty_kernel
 from dd_device import BAR_BYTES, CLASSES, Regs, Sim, read_layout
 from dd_errors import EnvironmentFailure, TestFailure
 from dd_vm import (IOMMU_APPEND, UNPLUG_APPEND, Guest, MigrationGuest,
-		   cpu_model, free_port, kvm_stat, launch, migration_cmd, tail)
+		   cpu_model, free_port, keep_logging, kvm_stat, launch,
+		   migration_cmd, tail)
 
 RAM_MB = 256
 # Pre-copy bandwidth, bytes/s.  Below what the guest dirties under TCG here
@@ -63,9 +64,11 @@ FINAL_BANDWIDTH = 1 << 30
 # driver fills its buffers in turn, so every buffer verified on the
 # destination was written by the device during the migration.
 QUIESCE_AFTER_BUFFERS = 400
-# What the guest (demo.sh) prints after each verification: the backend and
-# the dma_mark_dirty debugfs counters.
+# What the guest (demo.sh) prints after each verification, and each time
+# the device is quiesced: the backend and the dma_mark_dirty debugfs
+# counters.
 COUNTERS_TAG = 'demo: verified: '
+QUIESCED_TAG = 'demo: quiesced: '
 WARMUP_BUFFERS = 50		# buffers received before migration starts
 # No migration progress (bytes sent, buffers received) for this long: a
 # stalled guest or QEMU, not a result.
@@ -133,8 +136,11 @@ class Leg:
 	cls_corrupted: Dict[str, int] = field(default_factory=dict)
 	rx_bad: int = 0		# buffers wrong on receipt, on the source
 	remapped: int = 0	# descriptors whose DMA address was an IOVA
-	# the guest's debugfs counters after verification; None: not printed
+	# the guest's debugfs counters after verification, and (unplug) after
+	# the destination's traffic with the plugged-back device; None: not
+	# printed
 	counters: Optional[Dict[str, str]] = None
+	counters_after: Optional[Dict[str, str]] = None
 	quiesce: str = 'stop'	# or 'unplug' (QUIESCE_MODES)
 	# unplug: buffers received on the destination after the device was
 	# plugged back and verification done; -1: not tried
@@ -145,11 +151,15 @@ class Leg:
 	ring_used: int = 0
 	# dma_mark_dirty=kvm, nested: KVM's dma_dirty_pages statistic of the
 	# source VM when migration started and when it completed, and of the
-	# destination VM after verification (-1: not read); the guest's
-	# warnings that it touched pages KVM refused
+	# destination VM at the end: after its traffic with the plugged-back
+	# device, during which it logs (unplug), else after verification (-1:
+	# not read); whether the destination's guest registered again (v4's
+	# recovery: the VMM does not restore the registration); the guest's
+	# warnings that it touched pages KVM refused, read at the end
 	host_pages_start: int = -1
 	host_pages_src: int = -1
 	host_pages_dst: int = -1
+	reregistered: bool = False
 	touched_instead: int = 0
 	# make bench (BENCH_MODES): buffers per second before migration, the
 	# migration's length, and how long the device ran during it
@@ -170,10 +180,20 @@ class Leg:
 	hypercalls: int = -1
 
 
+def expected_backend(backend: str, accel: str) -> str:
+	"""The backend a guest booted with dma_mark_dirty=@backend must
+	run: 'auto' (no dma_mark_dirty= at all) is kvm under KVM, whose
+	guests get a CPU that offers KVM_FEATURE_DMA_DIRTY (cpu_model()),
+	and off under TCG, which offers no paravirtual backend."""
+	if backend == 'auto':
+		return 'kvm' if accel == 'kvm' else 'off'
+	return backend
+
+
 @dataclass
 class Setup:
 	"""What a scenario runs: the backend, the guests, the quiesce."""
-	backend: str
+	backend: str		# dma_mark_dirty=, or 'auto': none given
 	iommu: bool = False
 	label: str = ''		# names the logs; default: the backend
 	profile: Profile = field(default_factory=Profile)
@@ -249,8 +269,9 @@ class Testbed(contextlib.AbstractContextManager):
 		pf, st = self.profile, self.setup
 		append = ['console=ttyS0', 'panic=-1', 'oops=panic',
 			  'kunit.enable=0', 'ddtest.mode=demo',
-			  'dma_mark_dirty=' + st.backend,
 			  'dddemo.churn_mb=%d' % pf.churn_mb]
+		if st.backend != 'auto':
+			append.append('dma_mark_dirty=' + st.backend)
 		if pf.buf_pages:
 			append.append('dddemo.buf_pages=%d' % pf.buf_pages)
 		if st.iommu:
@@ -336,17 +357,25 @@ class Testbed(contextlib.AbstractContextManager):
 		self.log('#   %s: device deleted (DEVICE_DELETED), a new one added; the driver adopted its buffers'
 			 % g.name)
 
-	def counters(self, g: Guest) -> Optional[Dict[str, str]]:
-		"""The debugfs counters demo.sh prints once @g has verified."""
+	def counters(self, g: Guest, tag: str = COUNTERS_TAG,
+		     after: str = '') -> Optional[Dict[str, str]]:
+		"""The debugfs counters demo.sh prints with @tag on @g's
+		console (the last such line, and only one printed after a line
+		with @after, when given)."""
 		deadline = time.monotonic() + 30
 		while time.monotonic() < deadline:
 			g.check_alive()
+			found = None
 			for line in g.console_lines():
-				i = line.find(COUNTERS_TAG)
+				if after and after in line:
+					found = None
+				i = line.find(tag)
 				if i >= 0:
-					return dict(kv.split('=', 1) for kv in
-						    line[i + len(COUNTERS_TAG):].split()
-						    if '=' in kv)
+					found = dict(kv.split('=', 1) for kv in
+						     line[i + len(tag):].split()
+						     if '=' in kv)
+			if found is not None:
+				return found
 			time.sleep(0.2)
 		return None
 
@@ -362,7 +391,8 @@ class Migration:
 		self.mode = st.bench_mode
 		self.scale = self.mode.startswith('scale')
 		self.unplug = st.quiesce == 'unplug'
-		self.kvm_pv = st.backend == 'kvm'
+		self.kvm_pv = expected_backend(st.backend,
+					       tb.profile.accel) == 'kvm'
 		self.leg = Leg(quiesce=st.quiesce, bench_mode=self.mode)
 		self.quiesced_state = ('DD_STATE_REMOVED' if self.unplug else
 				       'DD_STATE_QUIESCED')
@@ -557,6 +587,7 @@ class Arrival:
 		self.leg.seconds = time.monotonic() - self.m.t0
 		if self.unplug:
 			self.receive_again()
+		self.judge_destination()
 		self.log_verified()
 
 	def switched_over(self) -> None:
@@ -587,11 +618,6 @@ class Arrival:
 			  tb.const('DD_CTRL_VERIFY'))
 		tb.wait_state(dst, 'verification', 'DD_STATE_VERIFIED', 120)
 		leg.counters = tb.counters(dst)
-		if self.kvm_pv:
-			leg.host_pages_dst = kvm_stat(dst, 'dma_dirty_pages')
-			for g in (src, dst):
-				leg.touched_instead += g.console_text().count(
-					'touched instead')
 		for g in (src, dst):
 			g.check_console()
 		leg.verified = dst.r.get('verified')
@@ -604,11 +630,31 @@ class Arrival:
 		leg.rx_bad = dst.r.get('rx_bad')
 		leg.remapped = dst.r.get('remapped')
 
+	def judge_destination(self) -> None:
+		"""What the destination shows at the end, after its own
+		traffic: KVM's count of its reports, whether it registered
+		again, the touches instead of reports, its kernel's splats."""
+		leg, dst = self.leg, self.dst
+		if self.kvm_pv:
+			leg.host_pages_dst = kvm_stat(dst, 'dma_dirty_pages')
+			leg.reregistered = 'registering again' in \
+				dst.console_text()
+			for g in (self.src, dst):
+				leg.touched_instead += g.console_text().count(
+					'touched instead')
+		for g in (self.src, dst):
+			g.check_console()
+
 	def receive_again(self) -> None:
-		"""After a replug: the driver works again on the new device.  A
-		device that does not work is the check's to report
-		(device_works_after_replug), with what it did."""
+		"""After a replug: the driver works again on the new device,
+		and its pages are reported again; with the kvm backend the
+		destination logs meanwhile (a migration to a sink), so that
+		its reports reach KVM.  A device that does not work is the
+		check's to report (device_works_after_replug), with what it
+		did."""
 		tb, dst = self.tb, self.dst
+		if self.kvm_pv:
+			keep_logging(dst)
 		before = dst.r.get('received')
 		dst.r.set('ctrl', tb.const('DD_CTRL_RUN'))
 		why = ''
@@ -622,6 +668,14 @@ class Arrival:
 		except TestFailure as e:
 			why = ' (%s)' % str(e).split(';')[0]
 		self.leg.replug_received = dst.r.get('received') - before
+		self.leg.counters_after = tb.counters(dst, QUIESCED_TAG,
+						      after=COUNTERS_TAG)
+		if self.kvm_pv:
+			status = dst.q.cmd('query-migrate').get('status')
+			dst.q.cmd('migrate_cancel')
+			if status != 'active':
+				raise TestFailure('%s: the migration that kept KVM logging during the traffic after the replug is %s'
+						  % (dst.name, status))
 		tb.log('#   %s: %d buffers received after the replug%s'
 		       % (dst.name, self.leg.replug_received, why))
 

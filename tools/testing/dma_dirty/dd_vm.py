@@ -43,10 +43,11 @@ LOGGING_BANDWIDTH = 256 << 10
 def cpu_model(accel: str, backend: str) -> str:
 	"""QEMU 10.0 has no name for KVM_FEATURE_DMA_DIRTY: only -cpu host with
 	migratable=off passes it (every KVM feature bit KVM offers) to the
-	guest.  The other rows keep the CPU a user migrates with."""
+	guest, for the kvm backend and for auto, which must pick it.  The
+	other rows keep the CPU a user migrates with."""
 	if accel != 'kvm':
 		return 'max'
-	return 'host,migratable=off' if backend == 'kvm' else 'host'
+	return 'host,migratable=off' if backend in ('kvm', 'auto') else 'host'
 
 
 def tail(path: str, n: int = 15) -> str:

@@ -744,6 +744,76 @@ class ScaleTest(unittest.TestCase):
 
 
 
+class LegChecksTest(unittest.TestCase):
+	"""dd_checks.leg_checks(): what a leg must show."""
+
+	@staticmethod
+	def leg(backend='touch', quiesce='unplug', before=100, after=150,
+		**kw):
+		import dd_scenario
+		pages = {'tracked': 192, 'long': 64, 'control': 64}
+		counters = {'backend': backend, 'calls_direct': '400',
+			    'calls_iommu': '0'}
+		leg = dd_scenario.Leg(
+			received_during=500, pool=dict(pages),
+			cls_received={'tracked': 300, 'long': 100, 'control': 100},
+			cls_verified=dict(pages),
+			cls_corrupted={'tracked': 0 if backend != 'off' else 9,
+				       'long': 0 if backend != 'off' else 3,
+				       'control': 20},
+			counters=dict(counters, pages_direct=str(before)),
+			counters_after=dict(counters, pages_direct=str(after)),
+			quiesce=quiesce, replug_received=60)
+		if backend == 'off':
+			leg.counters = dict(leg.counters or {}, calls_direct='0')
+		for k, v in kw.items():
+			setattr(leg, k, v)
+		return leg
+
+	@staticmethod
+	def failed(leg, backend):
+		import dd_checks
+		return [n for n, ok, _ in dd_checks.leg_checks(leg, backend)
+			if not ok]
+
+	def test_a_good_leg_passes(self):
+		self.assertEqual(self.failed(self.leg(), 'touch'), [])
+		self.assertEqual(self.failed(self.leg(quiesce='stop'), 'touch'), [])
+
+	def test_destination_must_report_after_the_replug(self):
+		self.assertEqual(self.failed(self.leg(after=100), 'touch'),
+				 ['destination_reported'])
+		self.assertEqual(self.failed(self.leg(counters_after=None),
+					     'touch'),
+				 ['destination_reported'])
+		self.assertEqual(self.failed(self.leg('off', before=0, after=0),
+					     'off'), [])
+		self.assertEqual(self.failed(self.leg('off', before=0, after=5),
+					     'off'), ['destination_reported'])
+
+	def kvm_leg(self, **kw):
+		# 100 pages reported on the source during migration, 50 on the
+		# destination after the replug: KVM counted both.
+		args = dict(host_pages_start=0, host_pages_src=100,
+			    host_pages_dst=50, reregistered=True)
+		args.update(kw)
+		return self.leg('kvm', before=100, after=150, **args)
+
+	def test_kvm_counts_both_ends(self):
+		self.assertEqual(self.failed(self.kvm_leg(), 'kvm'), [])
+		self.assertEqual(self.failed(self.kvm_leg(host_pages_dst=0),
+					     'kvm'),
+				 ['kvm_reports_counted', 'kvm_destination_reports'])
+		self.assertEqual(self.failed(self.kvm_leg(reregistered=False),
+					     'kvm'), ['kvm_destination_reports'])
+		self.assertEqual(self.failed(self.kvm_leg(host_pages_start=3,
+							  host_pages_src=103),
+					     'kvm'),
+				 ['kvm_no_report_before_migration'])
+		self.assertEqual(self.failed(self.kvm_leg(touched_instead=1),
+					     'kvm'), ['kvm_no_touch_fallback'])
+
+
 class ReportTest(unittest.TestCase):
 	"""dd_harness.Report: retries, their note, the expected total."""
 
@@ -809,7 +879,7 @@ class ReportTest(unittest.TestCase):
 				ring_asked=4096 if m.where == 'kvm-ring' else 0,
 				ring_used=4096, replug_received=60,
 				cls_corrupted={'tracked': 0}, host_pages_src=5)
-			n = len(dd_checks.leg_checks(leg, m.backend, m.iommu))
+			n = len(dd_checks.leg_checks(leg, m.expect, m.iommu))
 			self.assertEqual(dd_harness.migration_results(m),
 					 n * m.legs, m.name)
 			self.assertTrue(dataclasses.is_dataclass(leg))

@@ -10,7 +10,9 @@
 # driver has verified its buffers, this script prints the dma_mark_dirty
 # debugfs counters on the console, as one line
 #   demo: verified: backend=touch calls_direct=N ... pages_swiotlb=N
-# so the runner can tell which DMA path reported the pages.  This script
+# so the runner can tell which DMA path reported the pages, and again
+# ("demo: quiesced: ...") each time the device is quiesced, so that it
+# can tell what the destination reported after its replug.  This script
 # never returns.
 
 say() { echo "demo: $*" > /dev/console; }
@@ -63,6 +65,8 @@ while :; do
 		now=$(cat "$state" 2>/dev/null)
 		[ "$now" = verified ] && [ "$last" != verified ] &&
 			say "verified: $(counters)"
+		[ "$now" = quiesced ] && [ "$last" != quiesced ] &&
+			say "quiesced: $(counters)"
 		[ "$now" = unplug ] && [ "$last" != unplug ] && unplug
 		last=$now
 	else
