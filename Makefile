@@ -5,6 +5,8 @@
 #   make demo        live-migrate a guest while a simulated pass-through
 #                    device does DMA, with dma_mark_dirty=off and touch
 #   make bench       what the series costs the DMA API (docs/bench.md)
+#   make soak        SOAK_LEGS (100) nested KVM migrations per backend
+#                    of SOAK_BACKENDS (touch kvm), each leg verified
 #   make test        build what is missing, boot under QEMU, run every test
 #   make kernel      assemble the patched tree and build the test kernel
 #   make tree        assemble the patched tree only (build/linux, a git repo)
@@ -56,8 +58,8 @@ KMAKE := $(MAKE) -C $(TREE) O=$(KOBJ) CC="ccache gcc" HOSTCC="ccache gcc" \
 
 # Everything the test command needs to rebuild is decided by kbuild, git
 # and the scripts below, so these targets always run and stay incremental.
-.PHONY: all deps tree config kernel kselftests sim demo tooltest test series \
-	checkpatch check clean distclean bench
+.PHONY: all deps tree config kernel kselftests sim demo soak tooltest test \
+	series checkpatch check clean distclean bench
 
 all: kernel
 
@@ -112,6 +114,19 @@ sim: kernel
 
 demo: sim
 	@python3 $(TOOLS)/dd_migrate.py demo --build $(BUILD) --variant '$(VARIANT)'
+
+# make soak (not in CI): SOAK_LEGS back-to-back migrations on nested KVM,
+# ping-pong inside one L1, the device quiesced by the stop bit, each leg
+# verified word by word, for each backend of SOAK_BACKENDS.
+SOAK_LEGS     ?= 100
+SOAK_BACKENDS ?= touch kvm
+
+soak: sim
+	@for b in $(SOAK_BACKENDS); do \
+		python3 $(TOOLS)/dd_migrate.py run --nested --backend $$b \
+			--legs $(SOAK_LEGS) --quiesce stop --label soak-$$b \
+			--build $(BUILD) --variant '$(VARIANT)' || exit 1; \
+	done
 
 # The harness's own unit tests (host side, not counted in the kernel's):
 # every test the module has must run and pass, none skipped.

@@ -83,6 +83,8 @@ MIGRATIONS: List[MigrationRun] = [MigrationRun(*m) for m in [
 	 'touch', 1, False, 'kvm', 'stop'),
 	('migrate-kvm-auto', 'nested KVM, dirty bitmap, no dma_mark_dirty= (auto picks kvm: the default a user gets), hot-unplug',
 	 'auto', 1, False, 'kvm', 'unplug'),
+	('migrate-kvm-kvm-stop', 'nested KVM, dirty bitmap, dma_mark_dirty=kvm, stop-bit quiesce: the long-lived buffers are only synced for the CPU, never unmapped, during pre-copy',
+	 'kvm', 1, False, 'kvm', 'stop'),
 ]]
 
 

@@ -130,16 +130,19 @@ def run_legs(paths: dma_dirty_kernel.Paths,
 
 
 def print_checks(legs: List[Leg], args: argparse.Namespace) -> int:
-	"""One TAP-like line per check of each leg; the number failed."""
-	failed = 0
+	"""One TAP-like line per check of each leg, then the totals; the
+	number failed."""
+	failed = passed = 0
 	backend = expected_backend(args.backend, 'kvm' if args.nested
 				   else args.accel)
 	for i, leg in enumerate(legs):
 		for name, ok, detail in leg_checks(leg, backend, args.iommu):
 			failed += not ok
+			passed += ok
 			print('%sleg%d.%s # %s' % ('ok      ' if ok else
 						   'not ok  ', i + 1, name,
 						   detail))
+	print('%d legs: %d passed, %d failed' % (len(legs), passed, failed))
 	return failed
 
 

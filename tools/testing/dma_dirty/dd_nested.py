@@ -45,7 +45,7 @@ L1_QEMU = ['-accel', 'tcg', '-cpu', 'max', '-M', 'q35', '-m', '4G',
 # is never refined.
 L1_APPEND = ['console=ttyS0', 'panic=-1', 'kunit.enable=0', 'tsc=unstable',
 	     'rdinit=/dma-dirty/l1-init']
-L1_TIMEOUT = 1500	# seconds for a whole nested run
+L1_TIMEOUT = 1500	# seconds for a whole nested run, unless told
 L1_QUIET = 300		# seconds without a line from the runner: stalled
 
 Log = Callable[[str], None]
@@ -106,9 +106,9 @@ def l1_cmd(paths: dma_dirty_kernel.Paths, initrd: str, job: str,
 
 
 def follow(proc: subprocess.Popen, runner: str, console: str,
-	   log: Log) -> List[str]:
+	   log: Log, timeout: int) -> List[str]:
 	"""Copy the runner's lines to @log while the L1 runs; an L1 quiet
-	for L1_QUIET s, or running past L1_TIMEOUT s, is stalled."""
+	for L1_QUIET s, or running past @timeout s, is stalled."""
 	t0 = time.monotonic()
 	seen, quiet_since = 0, t0
 	lines: List[str] = []
@@ -123,7 +123,7 @@ def follow(proc: subprocess.Popen, runner: str, console: str,
 				    '#   L1| ' + line)
 			seen, quiet_since = len(lines), time.monotonic()
 		now = time.monotonic()
-		if now - quiet_since > L1_QUIET or now - t0 > L1_TIMEOUT:
+		if now - quiet_since > L1_QUIET or now - t0 > timeout:
 			raise EnvironmentFailure('stall: the L1 printed nothing for %d s (%d s in); L1 console:\n%s'
 						 % (now - quiet_since, now - t0,
 						    tail(console)))
@@ -131,7 +131,8 @@ def follow(proc: subprocess.Popen, runner: str, console: str,
 
 
 def run_l1(paths: dma_dirty_kernel.Paths, name: str, module: str,
-	   args: str, what: str, log: Log = print) -> dict:
+	   args: str, what: str, log: Log = print,
+	   timeout: int = L1_TIMEOUT) -> dict:
 	"""Boot the test kernel under TCG as an L1 KVM host, with the host's /
 	over 9p, and run "@module @args --result FILE" in it.  Returns the
 	result it wrote; raises what it reported.  Logs: @name.l1.console.log
@@ -163,7 +164,7 @@ def run_l1(paths: dma_dirty_kernel.Paths, name: str, module: str,
 					stdin=subprocess.DEVNULL,
 					stdout=subprocess.DEVNULL, stderr=err)
 	try:
-		lines = follow(proc, runner, console, log)
+		lines = follow(proc, runner, console, log, timeout)
 	except EnvironmentFailure as e:
 		raise l1_failure(console, str(e)) from e
 	finally:

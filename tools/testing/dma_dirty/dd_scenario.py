@@ -92,6 +92,7 @@ SCALE_DOWNTIME_MS = 50
 SCALE_LIMIT_S = 30
 REPLUG_BUFFERS = 50	# received on the destination after the replug
 MIGRATION_LIMIT_S = 900
+LEG_L1_S = 300		# an L1's time per leg beyond the first (make soak)
 QUIESCE_LIMIT_S = 120	# from asking the device to quiesce to its doing so
 
 Log = Callable[[str], None]
@@ -770,5 +771,5 @@ def nested(paths: dma_dirty_kernel.Paths, backend: str, legs: int = 1,
 		   ' --bench-mode ' + bench_mode if bench_mode else ''),
 		'%s: L1 (test kernel, TCG, 4 GiB, 2 vCPUs) runs the scenario with L2 guests under KVM (%s)'
 		% (label, 'dirty ring %d' % ring if ring else 'dirty bitmap'),
-		log)
+		log, timeout=dd_nested.L1_TIMEOUT + LEG_L1_S * (legs - 1))
 	return [Leg(**leg) for leg in out['legs']]
