@@ -94,11 +94,12 @@ for p in "$@"; do
 		msg=$(echo "$head" | cut -d: -f3- | sed 's/^ //')
 		file=$(printf '%s\n' "$block" | sed -n 's/^#[0-9]*: FILE: \([^:]*\):.*/\1/p' | head -1)
 		# runs of blanks as one space: the file is tab-separated
-		code=$(printf '%s\n' "$block" | grep -m1 '^+' | tr -s ' \t' '  ' || true)
+		code=$(printf '%s\n' "$block" | grep -m1 '^+' | tr -s ' \t' '  ' | sed 's/ $//' || true)
 		code=${code:--}
 		ok=0
 		n=0
-		while IFS=$'\t' read -r etype ewhere emsg ecode _; do
+		while IFS=$'\t' read -r etype ewhere emsg ecode _ ||
+		      [ -n "$etype" ]; do
 			n=$((n + 1))
 			case "$etype" in ''|'#'*) continue ;; esac
 			[ "$etype" = "$type" ] && [ "$emsg" = "$msg" ] &&
@@ -126,7 +127,7 @@ for p in "$@"; do
 done
 # Exceptions that excused nothing: stale, or mistyped
 n=0
-while IFS=$'\t' read -r etype ewhere emsg _; do
+while IFS=$'\t' read -r etype ewhere emsg _ || [ -n "$etype" ]; do
 	n=$((n + 1))
 	case "$etype" in ''|'#'*) continue ;; esac
 	if ! grep -qx "$n" "$tmp/used"; then

@@ -5,11 +5,11 @@ harness (dd_harness.py) counts them; "dd_migrate.py run" prints them."""
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Tuple
+from typing import List, Tuple
 
 from dd_device import CLASSES
 from dd_scenario import (COUNTERS_TAG, QUIESCE_AFTER_BUFFERS, REPLUG_BUFFERS,
-			 Leg)
+			 Leg, reported)
 
 Check = Tuple[str, bool, str]
 
@@ -51,18 +51,6 @@ def path_check(leg: Leg, backend: str, iommu: bool) -> Tuple[bool, str]:
 		leg.remapped == 0), shown
 
 
-# The pages the guest reported, by path (swiotlb slots are only counted).
-REPORTED = ('pages_direct', 'pages_iommu', 'pages_caller')
-
-
-def reported(c: Optional[Dict[str, str]]) -> int:
-	"""The pages the guest's counters say it reported since boot; -1
-	without counters."""
-	if c is None:
-		return -1
-	return sum(int(v) for k, v in c.items() if k in REPORTED and v.isdigit())
-
-
 def kvm_checks(leg: Leg) -> List[Check]:
 	"""With dma_mark_dirty=kvm: the guest made no report before migration
 	(KVM was not logging: the bypass), and what it reported is what KVM
@@ -72,12 +60,13 @@ def kvm_checks(leg: Leg) -> List[Check]:
 	after it registered again (v4: the VMM does not carry the
 	registration over)."""
 	c = leg.counters_after if leg.quiesce == 'unplug' else leg.counters
-	guest = reported(c)
+	guest = reported(c) - leg.reported_before
 	host = leg.host_pages_src - leg.host_pages_start + leg.host_pages_dst
+	before = leg.host_pages_start - leg.host_pages_before
 	checks = [
-		('kvm_no_report_before_migration', leg.host_pages_start == 0,
+		('kvm_no_report_before_migration', before == 0,
 		 'KVM counted %d pages reported by the source before migration started (it was not logging)'
-		 % leg.host_pages_start),
+		 % before),
 		('kvm_reports_counted',
 		 leg.host_pages_src > leg.host_pages_start >= 0 and
 		 leg.host_pages_dst >= 0 and host == guest,

@@ -90,7 +90,11 @@ class Sim:
 	def stop(self) -> None:
 		if self.proc and self.proc.poll() is None:
 			self.proc.terminate()
-			self.proc.wait(5)
+			try:
+				self.proc.wait(5)
+			except subprocess.TimeoutExpired:
+				self.proc.kill()
+				self.proc.wait()
 		self.proc = None
 		if self.log:
 			self.log.close()

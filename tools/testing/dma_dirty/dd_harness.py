@@ -231,6 +231,7 @@ def run_migrations(paths: kernel.Paths, runs: List[MigrationRun],
 		   report: Report, version: Tuple[int, ...]) -> None:
 	for m in runs:
 		print('# %s: %s' % (m.name, m.description), flush=True)
+		report.note = ''
 		if version < (9, 0):
 			report.check(m.name, False,
 				     'QEMU %d.%d loses guest CPU writes in TCG migration; need 9.0 or newer (make deps)'

@@ -18,7 +18,7 @@ from typing import Callable, Dict, List, Tuple
 
 import dd_nested
 import dma_dirty_kernel
-from dd_checks import REPORTED
+from dd_scenario import REPORTED
 from dd_errors import TestFailure
 from dd_vm import Guest, keep_logging, kvm_stat, start_l2, tail
 

@@ -813,6 +813,19 @@ class LegChecksTest(unittest.TestCase):
 		self.assertEqual(self.failed(self.kvm_leg(touched_instead=1),
 					     'kvm'), ['kvm_no_touch_fallback'])
 
+	def test_a_later_leg_is_judged_on_its_own(self):
+		# Leg 2 of a ping-pong (make soak): the guest had reported 150
+		# pages, KVM had counted 50 on this source VM, before it.
+		leg = self.leg('kvm', quiesce='stop', before=250, after=250,
+			       host_pages_start=50, host_pages_src=150,
+			       host_pages_dst=0, reported_before=150,
+			       host_pages_before=50)
+		self.assertEqual(self.failed(leg, 'kvm'), [])
+		leg.host_pages_start = 53
+		self.assertEqual(self.failed(leg, 'kvm'),
+				 ['kvm_no_report_before_migration',
+				  'kvm_reports_counted'])
+
 
 class ReportTest(unittest.TestCase):
 	"""dd_harness.Report: retries, their note, the expected total."""

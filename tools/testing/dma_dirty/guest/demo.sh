@@ -12,7 +12,8 @@
 #   demo: verified: backend=touch calls_direct=N ... pages_swiotlb=N
 # so the runner can tell which DMA path reported the pages, and again
 # ("demo: quiesced: ...") each time the device is quiesced, so that it
-# can tell what the destination reported after its replug.  This script
+# can tell what the destination reported after its replug (only once it
+# has verified, so never on the console during pre-copy).  This script
 # never returns.
 
 say() { echo "demo: $*" > /dev/console; }
@@ -59,14 +60,16 @@ unplug() {
 
 bind || say "error: no ivshmem device (1af4:1110)"
 last=
+verified=
 while :; do
 	dd if=/dev/zero of=/tmp/churn bs=1M count=$churn 2>/dev/null
 	if [ -n "$state" ] && [ -r "$state" ]; then
 		now=$(cat "$state" 2>/dev/null)
 		[ "$now" = verified ] && [ "$last" != verified ] &&
-			say "verified: $(counters)"
+			say "verified: $(counters)" && verified=1
+		# not during pre-copy: only once this guest has verified
 		[ "$now" = quiesced ] && [ "$last" != quiesced ] &&
-			say "quiesced: $(counters)"
+			[ -n "$verified" ] && say "quiesced: $(counters)"
 		[ "$now" = unplug ] && [ "$last" != unplug ] && unplug
 		last=$now
 	else
